@@ -1,0 +1,5 @@
+import sys
+
+from evofool.cli import main
+
+sys.exit(main())

@@ -1,0 +1,134 @@
+"""The MAP-Elites archive of the paper: one cell per class, each holding that class's champion.
+
+Data are kept as arrays, one per field (as pyribs does), so updating from a scored batch is a
+handful of vectorized operations: for scores ``P`` of shape (batch, classes) the column-wise
+argmax names the child that could take each cell, and a child may take many cells at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+THRESHOLDS = (0.5, 0.9, 0.99, 0.9999)
+
+
+@dataclass
+class ArchiveRow:
+    """One class's entry, for tables and JSON."""
+
+    cls: int
+    name: str
+    confidence: float | None
+    generation: int | None
+    evaluations: int | None
+    top1: int | None
+
+
+class Archive:
+    """Per-class elites: confidence (softmax probability of that class), genome, the full
+    probability vector, and the generation and evaluation count at which each was found."""
+
+    def __init__(self, class_names: list[str]) -> None:
+        n = len(class_names)
+        self.class_names = list(class_names)
+        self.filled = np.zeros(n, dtype=bool)
+        self.confidence = np.zeros(n, dtype=np.float64)
+        self.probabilities = np.zeros((n, n), dtype=np.float64)
+        self.generation = np.full(n, -1, dtype=np.int64)
+        self.evaluations = np.full(n, -1, dtype=np.int64)
+        self.genomes: np.ndarray | None = None  # population array, one slot per class
+
+    def __len__(self) -> int:
+        return len(self.class_names)
+
+    def update(self, population: np.ndarray, scores: np.ndarray, generation: int,
+               evaluations_before: int, classes: np.ndarray | None = None) -> int:
+        """Offer every scored child to every cell (or only to ``classes``).
+
+        A child replaces a champion when its confidence is strictly higher, as in the paper's
+        code; among children tied for a cell the earliest wins, as offering them one by one
+        would. Returns the number of cells that changed hands.
+        """
+        if self.genomes is None:
+            self.genomes = np.zeros((len(self), *population.shape[1:]), dtype=population.dtype)
+        columns = np.arange(len(self)) if classes is None else np.asarray(classes)
+        winners = scores[:, columns].argmax(axis=0)
+        best = scores[winners, columns]
+        better = ~self.filled[columns] | (best > self.confidence[columns])
+        cells, winners = columns[better], winners[better]
+        if len(cells):
+            self.filled[cells] = True
+            self.confidence[cells] = scores[winners, cells]
+            self.probabilities[cells] = scores[winners]
+            self.genomes[cells] = population[winners]
+            self.generation[cells] = generation
+            self.evaluations[cells] = evaluations_before + winners + 1
+        return len(cells)
+
+    def sample_parents(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` parents drawn uniformly, with replacement, from the filled cells; an elite that
+        holds several cells is drawn in proportion to them (the paper's selection)."""
+        cells = np.flatnonzero(self.filled)
+        return self.genomes[cells[rng.integers(len(cells), size=n)]]
+
+    def coverage(self, threshold: float) -> int:
+        """How many classes have an elite at or above ``threshold`` confidence."""
+        return int(np.sum(self.filled & (self.confidence >= threshold)))
+
+    def summary(self) -> dict:
+        """Headline figures: classes filled, median/mean/min/max elite confidence, and how many
+        classes are at or above each threshold."""
+        conf = np.where(self.filled, self.confidence, 0.0)
+        out = {"filled": int(self.filled.sum()), "classes": len(self),
+               "median": float(np.median(conf)), "mean": float(conf.mean()),
+               "min": float(conf.min()), "max": float(conf.max())}
+        out.update({f"above_{t:g}": self.coverage(t) for t in THRESHOLDS})
+        return out
+
+    def rows(self) -> list[ArchiveRow]:
+        rows = []
+        for c, name in enumerate(self.class_names):
+            filled = bool(self.filled[c])
+            rows.append(ArchiveRow(
+                cls=c, name=name,
+                confidence=float(self.confidence[c]) if filled else None,
+                generation=int(self.generation[c]) if filled else None,
+                evaluations=int(self.evaluations[c]) if filled else None,
+                top1=int(self.probabilities[c].argmax()) if filled else None))
+        return rows
+
+    # --- plain-array form, for npz files (no pickle) -------------------------------------
+    def to_arrays(self, pack) -> dict[str, np.ndarray]:
+        """Fields as arrays; ``pack`` is the genome type's pack function for the elites."""
+        arrays = {"filled": self.filled, "confidence": self.confidence,
+                  "probabilities": self.probabilities, "generation": self.generation,
+                  "evaluations": self.evaluations}
+        if self.genomes is not None and self.filled.any():
+            cells = np.flatnonzero(self.filled)
+            arrays.update({f"genome.{k}": v for k, v in pack(self.genomes[cells]).items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, class_names: list[str], arrays, unpack) -> "Archive":
+        """Rebuild from :meth:`to_arrays` output; raises ValueError on inconsistent data."""
+        archive = cls(class_names)
+        n = len(class_names)
+        for name, shape in (("filled", (n,)), ("confidence", (n,)), ("probabilities", (n, n)),
+                            ("generation", (n,)), ("evaluations", (n,))):
+            if name not in arrays:
+                raise ValueError(f"missing array '{name}'")
+            value = np.asarray(arrays[name])
+            if value.shape != shape:
+                raise ValueError(f"array '{name}' has shape {value.shape}, expected {shape}")
+            setattr(archive, name, value.astype(getattr(archive, name).dtype))
+        genome_arrays = {k[len("genome."):]: np.asarray(arrays[k])
+                         for k in arrays if k.startswith("genome.")}
+        cells = np.flatnonzero(archive.filled)
+        if len(cells):
+            elites = unpack(genome_arrays)
+            if len(elites) != len(cells):
+                raise ValueError(f"{len(elites)} genomes for {len(cells)} filled cells")
+            archive.genomes = np.zeros((n, *elites.shape[1:]), dtype=elites.dtype)
+            archive.genomes[cells] = elites
+        return archive

@@ -1,0 +1,130 @@
+"""The ``evofool`` command: thin wrappers over library calls (which the tests call too)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from evofool.errors import EvofoolError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evofool.run import resume_run, run_experiment
+    if args.resume:
+        overrides = ([args.experiment] if args.experiment else []) + args.overrides
+        result = resume_run(args.resume, overrides)
+    else:
+        if not args.experiment:
+            raise EvofoolError("give an experiment YAML (or --resume RUN_DIR)")
+        from evofool.config import load_experiment
+        result = run_experiment(load_experiment(args.experiment, args.overrides))
+    summary = result.archive_json["summary"]
+    print(f"run directory: {result.run_dir}")
+    print(f"generations {result.generations}, evaluations {result.evaluations}, "
+          f"wall time {result.wall_time:.1f} s ({result.evaluations / result.wall_time:,.0f} "
+          "evaluations/s)")
+    print(f"classes >= 99.99%: {summary['above_0.9999']}/{summary['classes']}, "
+          f"median confidence {summary['median']:.6f}, min {summary['min']:.6f}")
+    print(f"montage: {result.run_dir / 'montage.png'}")
+    return 0
+
+
+def _cmd_archive_show(args: argparse.Namespace) -> int:
+    from evofool.archive_store import load_archive
+    from evofool.montage import confidence_label
+    _, _, content = load_archive(args.run_dir)
+    print(f"{'class':>5}  {'name':<20} {'confidence':>12} {'png conf.':>10} "
+          f"{'generation':>10} {'evaluations':>11}")
+    for row in content["classes"]:
+        png = row.get("png_confidence")
+        print(f"{row['class']:>5}  {row['name'][:20]:<20} "
+              f"{row['confidence'] if row['confidence'] is not None else '-':>12.8} "
+              f"{confidence_label(png) if png is not None else '-':>10} "
+              f"{row['generation'] if row['generation'] is not None else '-':>10} "
+              f"{row['evaluations'] if row['evaluations'] is not None else '-':>11}")
+    s = content["summary"]
+    print(f"filled {s['filled']}/{s['classes']}, median {s['median']:.6f}, "
+          f">=99%: {s['above_0.99']}, >=99.99%: {s['above_0.9999']}")
+    return 0
+
+
+def _cmd_archive_export(args: argparse.Namespace) -> int:
+    from evofool.archive_store import export_archive
+    written = export_archive(args.run_dir, args.out)
+    print(f"wrote {len(written) - 1} class images and {written[-1]}")
+    return 0
+
+
+def _cmd_train_lenet(args: argparse.Namespace) -> int:
+    from evofool.fitness.lenet_training import train_lenet
+    command = "evofool " + " ".join(sys.argv[1:])
+    try:
+        metrics = train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
+                              download_root=args.download_root, command=command)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise EvofoolError(f"train lenet: {exc}") from None
+    print(f"held-out accuracy {metrics['held_out_accuracy']:.4f} on "
+          f"{metrics['held_out_images']} images; weights written to {args.out}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from evofool.config import ALGORITHMS
+    from evofool.fitness.registry import available_targets
+    from evofool.genomes.registry import available_genome_types
+    print("models:     " + ", ".join(available_targets()))
+    print("genomes:    " + ", ".join(available_genome_types()))
+    print("algorithms: " + ", ".join(ALGORITHMS))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evofool",
+        description="Evolve fooling images: experiment YAML -> genomes -> rendered images -> "
+                    "classifier confidences -> per-class MAP-Elites archive.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run an experiment YAML, or resume a run directory")
+    run.add_argument("experiment", nargs="?", help="experiment YAML file")
+    run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. seed=3")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    run.set_defaults(func=_cmd_run)
+
+    archive = commands.add_parser("archive", help="inspect a run's per-class archive")
+    archive_cmds = archive.add_subparsers(dest="archive_command", required=True)
+    show = archive_cmds.add_parser("show", help="print the per-class table")
+    show.add_argument("run_dir", help="run directory or its archive/ folder")
+    show.set_defaults(func=_cmd_archive_show)
+    export = archive_cmds.add_parser("export", help="write per-class PNGs and the montage")
+    export.add_argument("run_dir", help="run directory or its archive/ folder")
+    export.add_argument("--out", required=True, help="output folder")
+    export.set_defaults(func=_cmd_archive_export)
+
+    train = commands.add_parser("train", help="train a target classifier")
+    train_cmds = train.add_subparsers(dest="model", required=True)
+    lenet = train_cmds.add_parser("lenet", help="train the paper's LeNet on MNIST")
+    lenet.add_argument("--data-dir", help="folder of MNIST IDX .gz files (default: download "
+                                          "with torchvision, needs internet)")
+    lenet.add_argument("--download-root", help="where torchvision keeps MNIST when downloading")
+    lenet.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    lenet.add_argument("--seed", type=int, default=0)
+    lenet.add_argument("--epochs", type=int, default=12)
+    lenet.set_defaults(func=_cmd_train_lenet)
+
+    models = commands.add_parser("models", help="list models, genome types and algorithms")
+    models.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EvofoolError as exc:
+        print(f"evofool: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

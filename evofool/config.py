@@ -1,0 +1,173 @@
+"""Experiment files: load a YAML, apply ``key.sub=value`` overrides, validate, resolve.
+
+The schema (every key, its type and default) is the dataclasses below plus the ``Params``
+dataclass of the chosen genome type and algorithm; docs/EXPERIMENTS.md lists them all.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evofool.errors import EvofoolError
+from evofool.ga import GeneticAlgorithm
+from evofool.genomes.registry import get_genome_type
+from evofool.map_elites import MapElites
+from evofool.schema import from_dict, positive, to_dict
+from evofool.search import Budget
+
+ALGORITHMS = {cls.name: cls for cls in (MapElites, GeneticAlgorithm)}
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+@dataclass
+class ModelConfig:
+    spec: str = "lenet-mnist"
+    weights_path: str | None = None  # a local weights file instead of the default weights
+
+
+@dataclass
+class LogConfig:
+    progress: bool = True             # a progress bar on stderr
+    checkpoint_every: int = field(default=10, metadata=positive(
+        "a positive number of generations"))
+
+
+@dataclass
+class Experiment:
+    """A validated experiment. ``genome`` and ``algorithm`` hold the chosen type's name and
+    its validated ``Params`` instance."""
+
+    name: str
+    model: ModelConfig
+    genome_type: str
+    genome: Any
+    algorithm_type: str
+    algorithm: Any
+    budget: Budget
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 1000
+    output_dir: str = ""
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_dict(self) -> dict:
+        """The resolved config: every key with its value, as saved into the run directory."""
+        return {
+            "name": self.name, "seed": self.seed, "device": self.device,
+            "output_dir": self.output_dir, "batch_size": self.batch_size,
+            "model": to_dict(self.model),
+            "genome": {"type": self.genome_type, **to_dict(self.genome)},
+            "algorithm": {"type": self.algorithm_type, **to_dict(self.algorithm)},
+            "budget": to_dict(self.budget), "log": to_dict(self.log),
+        }
+
+
+@dataclass
+class _TopLevel:
+    """The top-level keys (genome and algorithm are checked by their own type's schema)."""
+
+    model: ModelConfig
+    genome: dict
+    algorithm: dict
+    budget: Budget
+    name: str | None = None
+    seed: int = field(default=0, metadata={"check": (lambda v: v >= 0, "an integer >= 0")})
+    device: str = field(default="auto", metadata={
+        "check": (DEVICE_PATTERN.match, "auto, cpu, cuda, cuda:N or mps")})
+    batch_size: int = field(default=1000, metadata=positive(
+        "a positive number of images per forward pass"))
+    output_dir: str | None = None
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``budget.generations=50`` -> (["budget", "generations"], 50); values are YAML."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or not all(key.split(".")):
+        raise EvofoolError(f"override '{text}' is not of the form key.sub=value")
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
+    if isinstance(data.get("model"), str):  # "model: NAME" is short for "model: {spec: NAME}"
+        data["model"] = {"spec": data["model"]}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = data
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(path[:depth + 1])
+                raise EvofoolError(f"{source}: override '{text}': '{where}' is not a mapping")
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise EvofoolError(f"experiment file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise EvofoolError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvofoolError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise EvofoolError(f"{path}: an experiment must be a YAML mapping of keys to values")
+    return data
+
+
+def _typed_section(data: dict, key: str, source: str, lookup) -> tuple[str, type, Any]:
+    section = dict(data)
+    type_name = section.pop("type", None)
+    if not isinstance(type_name, str):
+        raise EvofoolError(f"{source}: {key}.type = {type_name!r} is invalid: expected a name")
+    cls = lookup(type_name)
+    return type_name, cls, from_dict(cls.Params, section, key, source)
+
+
+def _algorithm_class(name: str) -> type:
+    if name not in ALGORITHMS:
+        raise EvofoolError(f"unknown algorithm '{name}' (available: {', '.join(ALGORITHMS)})")
+    return ALGORITHMS[name]
+
+
+def validate_experiment(data: dict, source: str, default_name: str) -> Experiment:
+    top = from_dict(_TopLevel, data, "", source)
+    model = top.model
+    try:
+        genome_type, _, genome = _typed_section(top.genome, "genome", source, get_genome_type)
+        algorithm_type, _, algorithm = _typed_section(top.algorithm, "algorithm", source,
+                                                      _algorithm_class)
+    except EvofoolError as exc:
+        message = str(exc)
+        raise EvofoolError(message if message.startswith(source) else f"{source}: {message}")
+    if top.budget.generations is None and top.budget.evaluations is None:
+        raise EvofoolError(f"{source}: budget needs generations and/or evaluations "
+                           "(positive integers)")
+    name = top.name or default_name
+    return Experiment(name=name, model=model, genome_type=genome_type, genome=genome,
+                      algorithm_type=algorithm_type, algorithm=algorithm, budget=top.budget,
+                      seed=top.seed, device=top.device, batch_size=top.batch_size,
+                      output_dir=top.output_dir or f"runs/{name}", log=top.log)
+
+
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
+    """Read ``path``, apply ``overrides`` (``key.sub=value``), validate; EvofoolError if bad."""
+    path = Path(path)
+    data = apply_overrides(read_yaml(path), list(overrides), str(path))
+    return validate_experiment(data, str(path), path.stem)

@@ -1,0 +1,86 @@
+"""Subscribers to loop events: the progress bar and the per-generation JSON-lines log.
+
+The runner calls ``on_generation(algorithm, report, wall_time)`` after every generation and
+``close()`` at the end; new reporters (TensorBoard, say) are one more class like these.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from evofool.files import write_text
+from evofool.search import GenerationReport, SearchAlgorithm
+
+
+def generation_record(algorithm: SearchAlgorithm, report: GenerationReport,
+                      wall_time: float) -> dict:
+    """One log line: per-class best (elite) and median (this batch) confidence, coverage."""
+    archive = algorithm.archive
+    return {
+        "generation": report.generation, "evaluations": report.evaluations,
+        "wall_time": round(wall_time, 4), "replaced": report.replaced,
+        **archive.summary(),
+        "best": [float(c) if f else None for c, f in zip(archive.confidence, archive.filled)],
+        "batch_median": np.median(report.scores, axis=0).tolist(),
+    }
+
+
+class JsonLinesLog:
+    """Appends one JSON object per generation to ``log.jsonl`` (flushed each line, so a
+    killed run keeps every complete line; resume trims lines past the checkpoint)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = open(path, "a", encoding="utf-8")
+
+    @staticmethod
+    def truncate(path: Path, last_generation: int) -> None:
+        """Keep only complete lines up to ``last_generation`` (used when resuming)."""
+        if not path.exists():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if record.get("generation", 0) > last_generation:
+                break
+            kept.append(line)
+        write_text(path, "".join(line + "\n" for line in kept))
+
+    def on_generation(self, algorithm, report, wall_time: float) -> None:
+        self.handle.write(json.dumps(generation_record(algorithm, report, wall_time)) + "\n")
+        self.handle.flush()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class ProgressBar:
+    """tqdm bar over generations: evaluations/s, classes above 99%, median best confidence."""
+
+    def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
+        self.bar = tqdm(total=total, initial=initial, unit="gen", disable=not enabled,
+                        dynamic_ncols=True, desc="evolving")
+        self.last_time = 0.0
+        self.last_evaluations = 0
+
+    def on_generation(self, algorithm, report, wall_time: float) -> None:
+        archive = algorithm.archive
+        elapsed = wall_time - self.last_time
+        if elapsed > 0.5 or algorithm.finished():
+            rate = (report.evaluations - self.last_evaluations) / max(elapsed, 1e-9)
+            self.bar.set_postfix_str(
+                f"evals/s={rate:,.0f} >=99%: {archive.coverage(0.99)}/{len(archive)} "
+                f"median={np.median(archive.confidence):.4f} min={archive.confidence.min():.4f}",
+                refresh=False)
+            self.last_time, self.last_evaluations = wall_time, report.evaluations
+        if report.generation > 0:  # generation 0 is the initial population
+            self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

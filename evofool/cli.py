@@ -33,15 +33,17 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
     from evofool.archive_store import load_archive
     from evofool.montage import confidence_label
     _, _, content = load_archive(args.run_dir)
-    print(f"{'class':>5}  {'name':<20} {'confidence':>12} {'png conf.':>10} "
+    print(f"{'class':>5}  {'name':<20} {'confidence':>12} {'png conf.':>12} "
           f"{'generation':>10} {'evaluations':>11}")
+
+    def cell(value, width: int, as_percent: bool = False) -> str:
+        text = "-" if value is None else confidence_label(value, 6) if as_percent else value
+        return f"{text:>{width}}"
+
     for row in content["classes"]:
-        png = row.get("png_confidence")
-        print(f"{row['class']:>5}  {row['name'][:20]:<20} "
-              f"{row['confidence'] if row['confidence'] is not None else '-':>12.8} "
-              f"{confidence_label(png) if png is not None else '-':>10} "
-              f"{row['generation'] if row['generation'] is not None else '-':>10} "
-              f"{row['evaluations'] if row['evaluations'] is not None else '-':>11}")
+        print(f"{row['class']:>5}  {row['name'][:20]:<20} {cell(row['confidence'], 12, True)} "
+              f"{cell(row.get('png_confidence'), 12, True)} {cell(row['generation'], 10)} "
+              f"{cell(row['evaluations'], 11)}")
     s = content["summary"]
     print(f"filled {s['filled']}/{s['classes']}, median {s['median']:.6f}, "
           f">=99%: {s['above_0.99']}, >=99.99%: {s['above_0.9999']}")

@@ -96,10 +96,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
-    if isinstance(data.get("model"), str):  # "model: NAME" is short for "model: {spec: NAME}"
+def _expand_model_shorthand(data: dict) -> None:
+    """``model: NAME`` is short for ``model: {spec: NAME}``."""
+    if isinstance(data.get("model"), str):
         data["model"] = {"spec": data["model"]}
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
+    _expand_model_shorthand(data)
     for text in overrides:
+        if text.startswith("model="):  # a new model name keeps the model's other keys
+            text = "model.spec=" + text[len("model="):]
         path, value = parse_override(text)
         node = data
         for depth, part in enumerate(path[:-1]):

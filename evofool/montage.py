@@ -7,11 +7,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-def confidence_label(confidence: float | None) -> str:
-    """Percent with two decimals, rounded down so that 99.996% never reads as 100.00%."""
+def confidence_label(confidence: float | None, decimals: int = 2) -> str:
+    """Percent, rounded down so that 99.996% never reads as 100.00%."""
     if confidence is None:
         return "empty"
-    return f"{math.floor(confidence * 1e4) / 100:.2f}%"
+    scale = 10 ** (decimals + 2)
+    return f"{math.floor(confidence * scale) / 10 ** decimals:.{decimals}f}%"
 
 
 def to_uint8(images) -> np.ndarray:

@@ -101,9 +101,15 @@ def from_dict(cls: type, data: dict, where: str = "", source: str = "config") ->
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise EvofoolError(f"{source}: missing required key '{prefix}{name}'")
             continue
-        value = _convert(data[name], hints[name], prefix + name, source)
         check = field.metadata.get("check")
-        if check is not None and value is not None and not check[0](value):
+        try:
+            value = _convert(data[name], hints[name], prefix + name, source)
+            valid = value is None or check is None or bool(check[0](value))
+        except EvofoolError:
+            if check is None:
+                raise
+            valid = False  # a wrong type: described by the field's own words below
+        if not valid:
             raise EvofoolError(f"{source}: {prefix}{name} = {data[name]!r} is invalid: "
                                f"expected {check[1]}")
         values[name] = value

@@ -1,0 +1,37 @@
+"""Shared helpers: small experiment files that finish in a second or two on 2 CPU cores."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_experiment(tmp_path: Path, **sections) -> Path:
+    """Write a tiny MAP-Elites experiment on the shipped LeNet; ``sections`` replace keys."""
+    data = {
+        "name": "tiny", "seed": 1, "device": "cpu", "model": "lenet-mnist",
+        "genome": {"type": "direct"},
+        "algorithm": {"type": "map_elites", "init_size": 40, "offspring": 40},
+        "budget": {"generations": 6},
+        "output_dir": str(tmp_path / "run"),
+        "log": {"progress": False, "checkpoint_every": 2},
+    }
+    data.update(sections)
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def experiment_file(tmp_path: Path) -> Path:
+    return small_experiment(tmp_path)
+
+
+def mnist_dir() -> Path | None:
+    """The real MNIST files, from EVOFOOL_MNIST_DIR or the workplace's shared folder."""
+    candidate = Path(os.environ.get("EVOFOOL_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+    return candidate if (candidate / "t10k-images-idx3-ubyte.gz").is_file() else None

@@ -1,0 +1,59 @@
+"""The paper's archive rule: every child is offered to every class cell."""
+import numpy as np
+
+from evofool.archive import Archive
+from evofool.genomes.direct import DirectGenome, DirectParams
+
+
+def scores(*rows):
+    return np.array(rows, dtype=np.float64)
+
+
+def test_one_child_can_take_several_cells_at_once():
+    archive = Archive(["a", "b", "c"])
+    population = np.arange(2)[:, None].astype(np.float32)
+    archive.update(population, scores([0.5, 0.4, 0.1], [0.2, 0.1, 0.7]), 0, 0)
+    assert archive.genomes[:, 0].tolist() == [0, 0, 1]  # child 0 holds cells a and b
+    assert archive.evaluations.tolist() == [1, 1, 2]
+    assert archive.probabilities[1].tolist() == [0.5, 0.4, 0.1]
+
+
+def test_champion_is_replaced_only_by_a_strictly_higher_confidence():
+    archive = Archive(["a", "b"])
+    archive.update(np.array([[0.0]]), scores([0.6, 0.4]), 0, 0)
+    replaced = archive.update(np.array([[1.0], [2.0]]), scores([0.6, 0.4], [0.3, 0.7]), 1, 1)
+    assert replaced == 1
+    assert archive.genomes[:, 0].tolist() == [0.0, 2.0]
+    assert archive.generation.tolist() == [0, 1] and archive.evaluations.tolist() == [1, 3]
+
+
+def test_among_tied_children_the_first_one_wins():
+    archive = Archive(["a", "b"])
+    archive.update(np.array([[5.0], [6.0]]), scores([0.9, 0.1], [0.9, 0.1]), 0, 0)
+    assert archive.genomes[0, 0] == 5.0
+
+
+def test_restricting_classes_leaves_other_cells_alone():
+    archive = Archive(["a", "b"])
+    archive.update(np.array([[1.0]]), scores([0.2, 0.8]), 0, 0, classes=[0])
+    assert archive.filled.tolist() == [True, False]
+
+
+def test_parents_come_from_filled_cells_in_proportion_to_cells_held():
+    archive = Archive(["a", "b", "c", "d"])
+    archive.update(np.array([[1.0], [2.0]]), scores([0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]),
+                   0, 0, classes=[0, 1, 2])
+    parents = archive.sample_parents(3000, np.random.default_rng(0))[:, 0]
+    assert set(parents.tolist()) == {1.0, 2.0}
+    assert 0.63 < np.mean(parents == 1.0) < 0.70  # holds 2 of the 3 filled cells
+
+
+def test_arrays_round_trip_keeps_every_field():
+    genome = DirectGenome(DirectParams(), 1, (4, 4))
+    archive = Archive(["a", "b", "c"])
+    population = genome.random(2, np.random.default_rng(0))
+    archive.update(population, scores([0.7, 0.2, 0.1], [0.1, 0.8, 0.1]), 3, 10, classes=[0, 1])
+    restored = Archive.from_arrays(["a", "b", "c"], archive.to_arrays(genome.pack), genome.unpack)
+    assert restored.rows() == archive.rows()
+    assert np.array_equal(restored.genomes[:2], archive.genomes[:2])
+    assert restored.summary() == archive.summary()

@@ -1,0 +1,47 @@
+"""A genome type defined outside the package joins through the documented routes, with no
+edit to the package: a dotted path in the YAML, or an ``evofool.genomes`` entry point."""
+import sys
+
+from evofool.archive_store import export_archive, load_archive
+from evofool.config import load_experiment
+from evofool.genomes.contract import check_genome_type
+from evofool.genomes.registry import available_genome_types, get_genome_type
+from evofool.run import run_experiment
+from conftest import small_experiment
+from plugin_genomes import StripesGenome
+
+
+def test_plugin_keeps_the_genome_contract():
+    check_genome_type(StripesGenome)
+
+
+def test_map_elites_runs_a_plugin_named_by_dotted_path(tmp_path):
+    path = small_experiment(tmp_path, genome={"type": "plugin_genomes:StripesGenome",
+                                              "sigma": 0.2})
+    result = run_experiment(load_experiment(path))
+    assert result.archive_json["summary"]["filled"] == 10
+    archive, genome_type, _ = load_archive(tmp_path / "run")
+    assert isinstance(genome_type, StripesGenome) and genome_type.params.sigma == 0.2
+    assert len(export_archive(tmp_path / "run", tmp_path / "out")) == 11
+
+
+def test_plugin_options_are_validated_like_built_in_ones(tmp_path):
+    import pytest
+    from evofool.errors import EvofoolError
+    path = small_experiment(tmp_path, genome={"type": "plugin_genomes:StripesGenome",
+                                              "sigma": "wide"})
+    with pytest.raises(EvofoolError, match="genome.sigma = 'wide' is invalid"):
+        load_experiment(path)
+
+
+def test_entry_point_makes_a_plugin_available_by_name(tmp_path, monkeypatch):
+    dist = tmp_path / "stripes_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stripes-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[evofool.genomes]\nstripes = plugin_genomes:StripesGenome\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "stripes" in available_genome_types()
+    assert get_genome_type("stripes") is StripesGenome
+    path = small_experiment(tmp_path, genome={"type": "stripes"})
+    assert run_experiment(load_experiment(path)).archive_json["summary"]["filled"] == 10

@@ -1,0 +1,153 @@
+"""Whole runs on the shipped LeNet at small budgets: outputs, reproducibility, resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+from evofool.archive_store import export_archive, load_archive
+from evofool.config import load_experiment
+from evofool.run import resume_run, run_experiment
+from conftest import small_experiment
+
+
+def test_a_run_writes_config_log_archive_pngs_and_montage(experiment_file, tmp_path):
+    result = run_experiment(load_experiment(experiment_file))
+    run = tmp_path / "run"
+    assert load_experiment(run / "config.yaml").to_dict()["budget"]["generations"] == 6
+    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [line["generation"] for line in lines] == list(range(7))
+    assert lines[-1]["evaluations"] == 40 + 6 * 40 == result.evaluations
+    assert len(lines[-1]["best"]) == len(lines[-1]["batch_median"]) == 10
+    content = json.loads((run / "archive" / "archive.json").read_text())
+    assert len(content["classes"]) == 10
+    for row in content["classes"]:
+        png = Image.open(run / "archive" / row["png"])
+        assert png.size == (28, 28) and png.mode == "L"
+        # direct genomes are 8-bit already: the PNG scores exactly what evolution scored
+        assert abs(row["png_confidence"] - row["confidence"]) < 1e-6
+        assert 0 <= row["generation"] <= 6 and 1 <= row["evaluations"] <= 280
+    montage = Image.open(run / "montage.png")
+    assert montage.width > 10 * 28
+
+
+def test_map_elites_improves_every_class_over_random_images(tmp_path):
+    path = small_experiment(tmp_path, budget={"generations": 30})
+    result = run_experiment(load_experiment(path))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["median"] > log[0]["median"]
+    assert result.archive_json["summary"]["filled"] == 10
+
+
+def test_same_seed_same_archive_and_other_seed_differs(tmp_path):
+    def archive_of(name, seed):
+        path = small_experiment(tmp_path / name, seed=seed, output_dir=str(tmp_path / name / "r"))
+        run_experiment(load_experiment(path))
+        return (tmp_path / name / "r" / "archive" / "archive.json").read_text()
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    first = archive_of("a", 5)
+    assert archive_of("b", 5) == first
+    assert archive_of("c", 6) != first
+
+
+def test_evaluation_budget_is_met_exactly(tmp_path):
+    path = small_experiment(tmp_path, budget={"evaluations": 130})
+    assert run_experiment(load_experiment(path)).evaluations == 130
+
+
+def test_stop_confidence_ends_the_run_early(tmp_path):
+    path = small_experiment(tmp_path, budget={"generations": 500, "stop_confidence": 0.05})
+    result = run_experiment(load_experiment(path))
+    assert result.generations < 500
+    assert result.archive_json["summary"]["min"] >= 0.05
+
+
+def test_resume_extends_a_finished_run_like_one_long_run(tmp_path):
+    (tmp_path / "long").mkdir(), (tmp_path / "short").mkdir()
+    long_path = small_experiment(tmp_path / "long", budget={"generations": 8},
+                                 output_dir=str(tmp_path / "long" / "r"))
+    run_experiment(load_experiment(long_path))
+    short_path = small_experiment(tmp_path / "short", budget={"generations": 5},
+                                  output_dir=str(tmp_path / "short" / "r"))
+    run_experiment(load_experiment(short_path))
+    resume_run(tmp_path / "short" / "r", ["budget.generations=8"])
+    assert ((tmp_path / "short" / "r" / "archive" / "archive.json").read_text()
+            == (tmp_path / "long" / "r" / "archive" / "archive.json").read_text())
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_archive(tmp_path):
+    sections = dict(algorithm={"type": "map_elites", "init_size": 20, "offspring": 20},
+                    budget={"generations": 400}, log={"progress": False, "checkpoint_every": 7})
+    (tmp_path / "whole").mkdir(), (tmp_path / "killed").mkdir()
+    whole = small_experiment(tmp_path / "whole", output_dir=str(tmp_path / "whole" / "r"),
+                             **sections)
+    killed = small_experiment(tmp_path / "killed", output_dir=str(tmp_path / "killed" / "r"),
+                              **sections)
+    run_dir = tmp_path / "killed" / "r"
+    process = subprocess.Popen([sys.executable, "-m", "evofool", "run", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = run_dir / "log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if log.exists() and log.read_text().count("\n") > 30:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "archive").exists()
+
+    resume_run(run_dir)
+    run_experiment(load_experiment(whole))
+    assert ((run_dir / "archive" / "archive.json").read_text()
+            == (tmp_path / "whole" / "r" / "archive" / "archive.json").read_text())
+    generations = [json.loads(l)["generation"] for l in log.read_text().splitlines()]
+    assert generations == list(range(401))  # lines past the checkpoint were trimmed
+
+
+def test_ga_runs_each_target_class_and_fills_only_those(tmp_path):
+    path = small_experiment(tmp_path, algorithm={"type": "ga", "population": 20, "elite": 2,
+                                                 "target_classes": [3, 7]},
+                            genome={"type": "direct", "crossover": "sbx"},
+                            budget={"generations": 4})
+    result = run_experiment(load_experiment(path))
+    filled = [row["class"] for row in result.archive_json["classes"] if row["confidence"]]
+    assert filled == [3, 7]
+    assert result.evaluations == 2 * (20 + 4 * 18)
+
+
+def test_ga_resumed_from_its_checkpoint_matches_an_uninterrupted_run(tmp_path):
+    ga = {"type": "ga", "population": 12, "elite": 2, "tournament_size": 3,
+          "target_classes": [2]}
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    whole = small_experiment(tmp_path / "a", algorithm=ga, budget={"generations": 6},
+                             genome={"type": "direct", "crossover": "sbx"},
+                             output_dir=str(tmp_path / "a" / "r"))
+    run_experiment(load_experiment(whole))
+    part = small_experiment(tmp_path / "b", algorithm=ga, budget={"generations": 3},
+                            genome={"type": "direct", "crossover": "sbx"},
+                            output_dir=str(tmp_path / "b" / "r"))
+    run_experiment(load_experiment(part))
+    resume_run(tmp_path / "b" / "r", ["budget.generations=6"])
+    assert ((tmp_path / "a" / "r" / "archive" / "archive.json").read_text()
+            == (tmp_path / "b" / "r" / "archive" / "archive.json").read_text())
+
+
+def test_archive_copied_elsewhere_can_be_shown_and_exported(experiment_file, tmp_path):
+    run_experiment(load_experiment(experiment_file))
+    copy = tmp_path / "elsewhere"
+    import shutil
+    shutil.copytree(tmp_path / "run" / "archive", copy)
+    shutil.rmtree(tmp_path / "run")
+    archive, genome_type, content = load_archive(copy)
+    assert archive.filled.all() and genome_type.size == (28, 28)
+    written = export_archive(copy, tmp_path / "exported")
+    assert len(written) == 11
+    original = np.asarray(Image.open(copy / content["classes"][4]["png"]))
+    again = np.asarray(Image.open(tmp_path / "exported" / content["classes"][4]["png"]))
+    assert np.array_equal(original, again)

@@ -50,8 +50,9 @@ class Archive:
         code; among children tied for a cell the earliest wins, as offering them one by one
         would. Returns the number of cells that changed hands.
         """
-        if self.genomes is None:
-            self.genomes = np.zeros((len(self), *population.shape[1:]), dtype=population.dtype)
+        if self.genomes is None:  # empty cells: zeros, or None for object (graph) genomes
+            self.genomes = np.zeros((len(self), *population.shape[1:]), dtype=population.dtype) \
+                if population.dtype != object else np.full(len(self), None, dtype=object)
         columns = np.arange(len(self)) if classes is None else np.asarray(classes)
         winners = scores[:, columns].argmax(axis=0)
         best = scores[winners, columns]
@@ -129,6 +130,7 @@ class Archive:
             elites = unpack(genome_arrays)
             if len(elites) != len(cells):
                 raise ValueError(f"{len(elites)} genomes for {len(cells)} filled cells")
-            archive.genomes = np.zeros((n, *elites.shape[1:]), dtype=elites.dtype)
+            archive.genomes = np.zeros((n, *elites.shape[1:]), dtype=elites.dtype) \
+                if elites.dtype != object else np.full(n, None, dtype=object)
             archive.genomes[cells] = elites
         return archive

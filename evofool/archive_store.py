@@ -19,7 +19,7 @@ from PIL import Image
 
 from evofool.archive import Archive
 from evofool.errors import EvofoolError
-from evofool.files import write_json, write_npz, write_png
+from evofool.files import read_npz, write_json, write_npz, write_png
 from evofool.genomes.base import GenomeType
 from evofool.genomes.registry import get_genome_type
 from evofool.montage import confidence_label, make_montage, to_uint8
@@ -113,10 +113,12 @@ def save_archive(directory: Path, archive: Archive, genome_type: GenomeType, met
 
 
 def find_archive_dir(path: str | Path) -> Path:
-    """Accept a run directory or an archive folder."""
+    """Accept a run directory, an archive folder or its archive.json."""
     path = Path(path)
     if not path.exists():
         raise EvofoolError(f"'{path}' does not exist")
+    if path.is_file() and path.name == ARCHIVE_JSON:
+        path = path.parent
     for candidate in (path, path / "archive"):
         if (candidate / ARCHIVE_JSON).is_file():
             return candidate
@@ -146,8 +148,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
                            f"({type(exc).__name__}: {exc})") from None
     npz_path = directory / ELITES_NPZ
     try:
-        with np.load(npz_path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(npz_path)
         archive = Archive.from_arrays(class_names, arrays, genome_type.unpack)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise EvofoolError(f"'{npz_path}' is corrupted or does not match {ARCHIVE_JSON} "

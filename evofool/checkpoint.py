@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from evofool.errors import EvofoolError
-from evofool.files import write_npz
+from evofool.files import read_npz, write_npz
 
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -25,8 +25,7 @@ def load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not path.is_file():
         raise EvofoolError(f"no checkpoint at '{path}' (is this a run directory?)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path)
         info = json.loads(str(arrays.pop("state")))
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise EvofoolError(f"checkpoint '{path}' is corrupted or not an evofool checkpoint "

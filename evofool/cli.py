@@ -57,6 +57,13 @@ def _cmd_archive_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_render(args: argparse.Namespace) -> int:
+    from evofool.render import render_to_png
+    written = render_to_png(args.source, args.out, args.size, args.cls)
+    print(f"wrote {written[0] if len(written) == 1 else f'{len(written)} images to {args.out}'}")
+    return 0
+
+
 def _cmd_train_lenet(args: argparse.Namespace) -> int:
     from evofool.fitness.lenet_training import train_lenet
     command = "evofool " + " ".join(sys.argv[1:])
@@ -102,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", help="run directory or its archive/ folder")
     export.add_argument("--out", required=True, help="output folder")
     export.set_defaults(func=_cmd_archive_export)
+
+    render = commands.add_parser(
+        "render", help="re-render elites or a genome JSON at any size (e.g. a CPPN at 1024 px)")
+    render.add_argument("source", help="run directory, archive folder, archive.json or genome JSON")
+    render.add_argument("--size", type=int, required=True, help="output side in pixels")
+    render.add_argument("--out", required=True,
+                        help="PNG file (or a folder: every class of an archive)")
+    render.add_argument("--class", dest="cls", type=int, help="the archive class to render")
+    render.set_defaults(func=_cmd_render)
 
     train = commands.add_parser("train", help="train a target classifier")
     train_cmds = train.add_subparsers(dest="model", required=True)

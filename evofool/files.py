@@ -54,3 +54,10 @@ def write_png(path: str | os.PathLike, image) -> None:
     """Save a PIL image as PNG atomically."""
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """All arrays of an npz file, refusing pickled objects. The file is opened here so that it
+    is closed even when a corrupt archive makes ``np.load`` fail half-way."""
+    with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}

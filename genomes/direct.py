@@ -44,12 +44,15 @@ def polynomial_mutation(genes: np.ndarray, rate: float, eta: float,
     """Deb's polynomial mutation as the paper's code applies it: each gene with probability
     ``rate`` moves by delta in [-1, 1] (eta 15: median |delta| 0.042), then is clipped to [0, 1]."""
     out = genes.copy()
-    chosen = rng.random(genes.shape, dtype=np.float32) < rate
-    r = rng.random(int(chosen.sum()))
+    flat = out.reshape(-1)
+    chosen = np.flatnonzero(rng.random(flat.size, dtype=np.float32) < rate)
+    r = rng.random(chosen.size)
     exponent = 1.0 / (eta + 1.0)
-    delta = np.where(r < 0.5, (2.0 * r) ** exponent - 1.0, 1.0 - (2.0 * (1.0 - r)) ** exponent)
-    out[chosen] += delta.astype(genes.dtype)
-    np.clip(out, 0.0, 1.0, out=out)
+    low = r < 0.5
+    delta = np.empty_like(r)
+    delta[low] = (2.0 * r[low]) ** exponent - 1.0
+    delta[~low] = 1.0 - (2.0 * (1.0 - r[~low])) ** exponent
+    flat[chosen] = np.clip(flat[chosen] + delta, 0.0, 1.0)
     return out
 
 

@@ -12,6 +12,7 @@ ENTRY_POINT_GROUP = "evofool.genomes"
 # Built-ins are named lazily so that importing the registry stays cheap.
 _BUILTIN = {
     "direct": "evofool.genomes.direct:DirectGenome",
+    "cppn": "evofool.genomes.cppn:CppnGenome",
 }
 _REGISTERED: dict[str, type[GenomeType]] = {}
 

@@ -1,0 +1,202 @@
+"""How long rendering CPPNs takes next to the classifier that scores them, and which batching
+strategy renders faster on this machine.
+
+For a batch of 400 CPPNs (random genomes after 50 mutations each, as mid-run offspring are,
+plus a "grown" population mutated without deletions: bigger live networks, an upper bound)
+it times, best of a few repeats:
+  * per-individual rendering (what ``CppnGenome.render`` does: each compiled genome evaluated
+    over the whole pixel grid with in-place torch ops on reused planes);
+  * a batch across genomes, grouped by depth: every node of every genome at the same depth in
+    one gather + weighted sum (sources padded to the widest node) + masked activations;
+  * the classifier on the same 400 images: LeNet (lenet-mnist) at 28 x 28 gray, and at
+    224 x 224 RGB an EfficientNet-B0 with random weights, standing in for EfficientNet-Lite0
+    (torchvision has no Lite0; B0 is of comparable size and cost, a little heavier).
+Prints a table with the render/classifier ratio (the target at 224 px is <= 10%).
+
+    python benchmarks/cppn_render.py [--n 400] [--mutations 50] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import networkx as nx
+import numpy as np
+import torch
+
+from evofool.fitness.registry import build_target
+from evofool.genomes.cppn import CppnGenome, CppnParams, program_of
+from evofool.genomes.cppn_graph import ACTIVATION_IDS, activate_scalar
+
+ACTIVATE = (torch.sin, lambda p: torch.tanh(0.5 * p), lambda p: torch.exp(-p * p),
+            lambda p: torch.clamp(p, -3.0, 3.0) / 3.0)
+
+
+def population(genome: CppnGenome, n: int, mutations: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pop = genome.random(n, rng)
+    for _ in range(mutations):
+        pop = genome.mutate(pop, rng, generation=1)
+    return pop
+
+
+def best_times(functions, repeats: int, warm_up: bool = True) -> list[float]:
+    """Best wall time of each function over ``repeats`` interleaved rounds (the machine is
+    shared: interleaving spreads the neighbours' load over all candidates alike)."""
+    if warm_up:
+        for function in functions:
+            function()  # compiles and caches the programs
+    best = [math.inf] * len(functions)
+    for _ in range(repeats):
+        for i, function in enumerate(functions):
+            start = time.perf_counter()
+            function()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+# --- the alternative: one batch across genomes, level by level -----------------------------
+
+def layered_plan(graphs):
+    """Per depth level: (slots, sources (M, K), weights (M, K), constants (M,), activations)
+    over a value table whose rows 0-2 are x, y, d and row 3 is zeros; plus outputs."""
+    levels: dict[int, list] = {}
+    slots = 4
+    outputs = []
+    for graph in graphs:
+        position = {node: i for i, node in enumerate(graph.nodes)}
+        outs = sorted((n for n, k in graph.nodes(data="kind") if k == "output"),
+                      key=lambda n: int(n[3:]))
+        needed = set(outs).union(*(nx.ancestors(graph, o) for o in outs))
+        slot, depth, constant = {"x": 0, "y": 1, "d": 2}, {"x": 0, "y": 0, "d": 0}, {"bias": 1.0}
+        for node in nx.lexicographical_topological_sort(graph, key=position.__getitem__):
+            if node not in needed or graph.nodes[node]["kind"] == "input":
+                continue
+            sources = sorted(graph.pred[node], key=position.__getitem__)
+            act = ACTIVATION_IDS[graph.nodes[node]["activation"]]
+            offset = math.fsum(graph.edges[s, node]["weight"] * constant[s]
+                               for s in sources if s in constant)
+            planes = [s for s in sources if s not in constant]
+            if not planes:
+                constant[node] = activate_scalar(act, offset)
+                continue
+            depth[node] = 1 + max(depth[s] for s in planes)
+            slot[node] = slots
+            slots += 1
+            levels.setdefault(depth[node], []).append(
+                (slot[node], [slot[s] for s in planes],
+                 [graph.edges[s, node]["weight"] for s in planes], offset, act))
+        outputs.append([(slot.get(o, -1), constant.get(o, 0.0)) for o in outs])
+    plan = []
+    for level in sorted(levels):
+        nodes = levels[level]
+        width = max(len(n[1]) for n in nodes)
+        src = torch.full((len(nodes), width), 3, dtype=torch.long)
+        weights = torch.zeros((len(nodes), width))
+        for i, (_, s, w, _, _) in enumerate(nodes):
+            src[i, :len(s)] = torch.tensor(s)
+            weights[i, :len(w)] = torch.tensor(w)
+        plan.append((torch.tensor([n[0] for n in nodes]), src, weights,
+                     torch.tensor([n[3] for n in nodes], dtype=torch.float32),
+                     torch.tensor([n[4] for n in nodes])))
+    return plan, slots, outputs
+
+
+def render_layered(genome: CppnGenome, pop: np.ndarray, size: tuple[int, int],
+                   max_floats: int = 1 << 25) -> torch.Tensor:
+    height, width = size
+    pixels = height * width
+    inputs = genome.inputs(height, width)
+    images = torch.empty((len(pop), genome.channels, pixels))
+    work = torch.empty((1, 7, pixels)) if genome.channels == 3 else None
+    per_genome = max(1, max_floats // (pixels * 24))
+    for start in range(0, len(pop), per_genome):
+        chunk = pop[start:start + per_genome]
+        plan, slots, outputs = layered_plan(chunk)
+        values = torch.empty((slots, pixels))
+        values[:3] = inputs
+        values[3] = 0.0
+        for node_slots, src, weights, constants, acts in plan:
+            total = values[src[:, 0]] * weights[:, :1]
+            for k in range(1, src.shape[1]):
+                total.addcmul_(values[src[:, k]], weights[:, k:k + 1])
+            total += constants[:, None]
+            for act in range(4):
+                mask = acts == act
+                if mask.any():
+                    values[node_slots[mask]] = ACTIVATE[act](total[mask])
+        for i, outs in enumerate(outputs):
+            for c, (s, const) in enumerate(outs):
+                if s >= 0:
+                    images[start + i, c] = values[s]
+                else:
+                    images[start + i, c] = const
+    if pixels <= 64 * 64:  # the same finishing as CppnGenome.render
+        genome._finish(images, None)
+    else:
+        for image in images:
+            genome._finish(image[None], work)
+    return images.view(len(pop), genome.channels, height, width)
+
+
+# --- the table -------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--mutations", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{args.n} CPPNs after {args.mutations} mutations each")
+
+    lenet = build_target("lenet-mnist", torch.device("cpu"))
+    import torchvision
+    effnet = torchvision.models.efficientnet_b0(weights=None).eval()
+
+    def effnet_scores(images: torch.Tensor) -> None:
+        with torch.inference_mode():
+            for i in range(0, len(images), 100):
+                torch.softmax(effnet(images[i:i + 100]), dim=1)
+
+    classifiers = {28: ("LeNet (lenet-mnist)", lambda im: lenet.scores(im)),
+                   224: ("EfficientNet-B0, random weights (stand-in for Lite0)", effnet_scores)}
+    classifier_time = {}
+    rows = []
+    no_deletions = dict(delete_connection_rate=0.0, delete_node_rate=0.0)
+    for size, channels in ((28, 1), (224, 3)):
+        for label, extra in (("mid-run", {}), ("grown", no_deletions)):
+            genome = CppnGenome(CppnParams(**extra), channels, (size, size))
+            pop = population(genome, args.n, args.mutations, seed=size)
+            programs = [program_of(g) for g in pop]
+            live = np.mean([len(p.ops) for p in programs])
+            nodes = np.mean([len(g) for g in pop])
+            images = genome.render(pop)
+            differ = (render_layered(genome, pop, (size, size)) != images).float().mean().item()
+            per_individual, layered = best_times(
+                [lambda: genome.render(pop), lambda: render_layered(genome, pop, (size, size))],
+                args.repeats)
+            if size not in classifier_time:
+                name, score = classifiers[size]
+                score(images[:8])  # warm-up
+                (seconds,) = best_times([lambda: score(images)],
+                                        2 if size == 224 else args.repeats, warm_up=False)
+                classifier_time[size] = (name, seconds)
+            name, seconds = classifier_time[size]
+            rows.append((f"{size}x{size}x{channels} {label}", nodes, live, per_individual,
+                         layered, differ, name, seconds))
+
+    print(f"\n{'images':<22}{'nodes':>6}{'live ops':>9}{'per-indiv.':>12}{'layered':>10}"
+          f"{'differ':>8}{'classifier':>12}{'render/clf':>11}  classifier")
+    for label, nodes, live, per, lay, differ, name, clf in rows:
+        print(f"{label:<22}{nodes:>6.1f}{live:>9.1f}{per * 1e3:>10.1f}ms{lay * 1e3:>8.1f}ms"
+              f"{differ:>8.1%}{clf * 1e3:>10.1f}ms{per / clf:>11.1%}  {name}")
+    print("\nper-indiv. = CppnGenome.render (the shipped strategy); layered = one batch across "
+          "genomes by depth;\ndiffer = share of pixels where the two disagree (float rounding "
+          "order); times are the best of the repeats.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Re-render genomes at any size: from a saved archive or from a single genome JSON file.
+
+The library behind ``evofool render SOURCE --size N --out X.png [--class K]``. A CPPN is a
+picture at any resolution, so an elite evolved at 28 x 28 can be printed at 1024 x 1024.
+
+A genome JSON file (written by :func:`save_genome_json`) holds everything needed to draw one
+graph genome without the run that made it::
+
+    {"format_version": 1,
+     "genome": {"type": "cppn", ...its params...},
+     "image": {"channels": 1, "size": [28, 28]},
+     "graph": {...networkx node-link data...}}
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from evofool.archive_store import ARCHIVE_JSON, load_archive, png_name
+from evofool.errors import EvofoolError
+from evofool.files import write_json, write_png
+from evofool.genomes.base import GenomeType
+from evofool.genomes.cppn_graph import check_graph, genome_to_json
+from evofool.genomes.registry import get_genome_type
+from evofool.montage import to_uint8
+from evofool.schema import from_dict
+
+GENOME_FORMAT_VERSION = 1
+_PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
+
+
+def save_genome_json(path: str | Path, genome_type_name: str, params_dict: dict, genome,
+                     size: tuple[int, int] | None = None) -> None:
+    """Write one graph genome (a networkx DiGraph, e.g. a ``cppn`` elite) as a genome JSON
+    file, atomically. ``params_dict`` are the genome type's params (the YAML keys under
+    ``genome:``, without ``type``); ``size`` is the genome's own (height, width), which
+    fixes where the ``code`` coordinates' integer pixel indices fall (default: the params'
+    ``size`` or ``reference_size``, else 28)."""
+    try:
+        check_graph(genome)
+    except ValueError as exc:
+        raise EvofoolError(f"cannot save genome to '{path}': {exc}") from None
+    params = {k: v for k, v in dict(params_dict).items() if k != "type"}
+    if size is None:
+        side = params.get("size") or params.get("reference_size") or 28
+        size = (side, side)
+    channels = sum(1 for _, kind in genome.nodes(data="kind") if kind == "output")
+    write_json(path, {
+        "format_version": GENOME_FORMAT_VERSION,
+        "genome": {"type": genome_type_name, **params},
+        "image": {"channels": channels, "size": [int(size[0]), int(size[1])]},
+        "graph": genome_to_json(genome),
+    })
+
+
+def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
+    """(genome type, a population of one genome) from a genome JSON file; any problem is an
+    EvofoolError of one line that names the file."""
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvofoolError(f"'{path}': cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise EvofoolError(f"'{path}': malformed JSON ({exc.msg} at line {exc.lineno}, "
+                           f"column {exc.colno})") from None
+    try:
+        if not isinstance(content, dict) or "graph" not in content:
+            raise ValueError("not a genome JSON file (no 'graph' key)")
+        if content.get("format_version") != GENOME_FORMAT_VERSION:
+            raise ValueError(f"format_version {content.get('format_version')!r}, "
+                             f"expected {GENOME_FORMAT_VERSION}")
+        meta = dict(content["genome"])
+        genome_cls = get_genome_type(meta.pop("type"))
+        params = from_dict(genome_cls.Params, meta, "genome", str(path))
+        image = content["image"]
+        size = (int(image["size"][0]), int(image["size"][1]))
+        if min(size) < 1:
+            raise ValueError(f"image size {size} is not positive")
+        genome_type = genome_cls(params, int(image["channels"]), size)
+        population = genome_type.unpack({"graphs": np.array([json.dumps(content["graph"])])})
+    except EvofoolError as exc:
+        message = str(exc)
+        raise EvofoolError(message if str(path) in message else f"'{path}': {message}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise EvofoolError(f"'{path}': bad genome file ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+    return genome_type, population
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_png(path, Image.fromarray(image if image.shape[-1] == 3 else image[..., 0]))
+    except OSError as exc:
+        raise EvofoolError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
+def render_to_png(source: str | Path, out: str | Path, size: int,
+                  cls: int | None = None) -> list[Path]:
+    """Render genomes at ``size`` x ``size`` pixels into PNG files; returns the paths written.
+
+    ``source`` is a genome JSON file (one PNG at ``out``), or an archive: a run directory,
+    its ``archive/`` folder or that folder's ``archive.json``. For an archive, ``cls`` picks
+    one class (one PNG at ``out``); without it every filled class is written into the folder
+    ``out``, one PNG per class named as in the archive. Errors are one-line EvofoolErrors.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise EvofoolError(f"size {size!r} is invalid: expected a positive number of pixels")
+    source, out = Path(source), Path(out)
+    if not source.exists():
+        raise EvofoolError(f"'{source}' does not exist")
+    if source.is_file() and source.name != ARCHIVE_JSON:
+        if cls is not None:
+            raise EvofoolError(f"'{source}' is a single genome: --class applies to archives")
+        genome_type, population = load_genome_json(source)
+        image = to_uint8(genome_type.render(population, size=(size, size)))[0]
+        _write_image(out, image)
+        return [out]
+
+    archive, genome_type, _ = load_archive(source.parent if source.is_file() else source)
+    filled = np.flatnonzero(archive.filled)
+    if cls is not None:
+        if not 0 <= cls < len(archive):
+            raise EvofoolError(f"class {cls} is out of range (the archive has classes "
+                               f"0..{len(archive) - 1})")
+        if not archive.filled[cls]:
+            raise EvofoolError(f"class {cls} ({archive.class_names[cls]}) has no elite "
+                               f"(filled: {', '.join(map(str, filled)) or 'none'})")
+        image = to_uint8(genome_type.render(archive.genomes[[cls]], size=(size, size)))[0]
+        _write_image(out, image)
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise EvofoolError(f"'{out}' is a file: without --class the output is a folder, "
+                           "one PNG per class")
+    written = []
+    batch = max(1, _PIXELS_PER_BATCH // (size * size))
+    for start in range(0, len(filled), batch):
+        cells = filled[start:start + batch]
+        images = to_uint8(genome_type.render(archive.genomes[cells], size=(size, size)))
+        for cell, image in zip(cells, images):
+            path = out / png_name(int(cell), archive.class_names[cell])
+            _write_image(path, image)
+            written.append(path)
+    return written

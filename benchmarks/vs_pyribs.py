@@ -43,6 +43,8 @@ def pyribs_run(target, max_evals: int, seed: int) -> dict:
     evaluations, reached, snapshots = 0, None, {}
     # confidence of each class's elite, as the archive stores it (the predicted class's prob)
     best = np.zeros(10)
+    # the same images judged by the paper's rule: each class's best confidence among all of them
+    any_best, any_snapshots = np.zeros(10), {}
     start = time.perf_counter()
     while evaluations < max_evals:
         solutions = scheduler.ask()
@@ -53,15 +55,17 @@ def pyribs_run(target, max_evals: int, seed: int) -> dict:
         scheduler.tell(objective, predicted[:, None].astype(np.float64) + 0.5)
         evaluations += len(solutions)
         np.maximum.at(best, predicted, objective)
+        np.maximum(any_best, probabilities.max(axis=0), out=any_best)
         for budget in CHECKPOINTS:
             if budget not in snapshots and evaluations >= budget:
-                snapshots[budget] = best.copy()
+                snapshots[budget], any_snapshots[budget] = best.copy(), any_best.copy()
         if reached is None and (best >= GOAL).all():
             reached = (evaluations, time.perf_counter() - start)
             if len(snapshots) == len(CHECKPOINTS):
                 break
     return {"reached": reached, "snapshots": snapshots, "final": best,
-            "evaluations": evaluations, "seconds": time.perf_counter() - start}
+            "evaluations": evaluations, "seconds": time.perf_counter() - start,
+            "paper_rule": {"reached": None, "snapshots": any_snapshots, "final": any_best}}
 
 
 def evofool_run(max_evals: int, seed: int) -> dict:
@@ -106,7 +110,9 @@ def main() -> None:
           " | ".join(f"median / min at {b:,} evals" for b in CHECKPOINTS) + " |")
     print("|---|---|" + "---|" * len(CHECKPOINTS))
     for name, result in (("evofool MAP-Elites (paper, 200/gen)", ours),
-                         ("pyribs GridArchive + GaussianEmitter (batch 30)", ribs_result)):
+                         ("pyribs GridArchive + GaussianEmitter (batch 30)", ribs_result),
+                         ("  the same pyribs images, best per class (paper's rule)",
+                          ribs_result["paper_rule"])):
         cells = [f"{np.median(result['snapshots'][b]):.6f} / {result['snapshots'][b].min():.6f}"
                  for b in CHECKPOINTS]
         print(f"| {name} | {describe(result['reached'])} | " + " | ".join(cells) + " |")
@@ -114,6 +120,8 @@ def main() -> None:
     print("pyribs per-class confidence at the end "
           f"({ribs_result['evaluations']:,} evals, {ribs_result['seconds']:.1f} s): "
           + " ".join(f"{c:.4f}" for c in ribs_result["final"]))
+    print("best confidence per class among all pyribs images: "
+          + " ".join(f"{c:.4f}" for c in ribs_result["paper_rule"]["final"]))
     print("paper: every digit >= 99.99% in under 50 generations of 200 (about 10,000 evals)")
 
 

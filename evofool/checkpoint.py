@@ -17,7 +17,7 @@ CHECKPOINT_NAME = "checkpoint.npz"
 
 def save_checkpoint(path: Path, info: dict, arrays: dict[str, np.ndarray]) -> None:
     state = json.dumps({"format_version": FORMAT_VERSION, **info})
-    write_npz(path, {"state": np.array(state), **arrays})
+    write_npz(path, {"state": np.array(state), **arrays}, compress=False)  # written often: fast
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray]]:

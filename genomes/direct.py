@@ -39,19 +39,34 @@ class DirectParams:
     quantize: bool = True
 
 
+def bernoulli_positions(n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices in [0, n) each chosen independently with probability ``rate``.
+
+    Drawn as geometric gaps between chosen indices (a Bernoulli process), which needs about
+    ``rate * n`` random numbers instead of ``n``: at the paper's rate 0.1, a tenth.
+    """
+    if rate <= 0.0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if rate >= 1.0:
+        return np.arange(n)
+    chunk = int(n * rate + 4.0 * np.sqrt(n * rate) + 16)
+    positions = np.cumsum(rng.geometric(rate, chunk)) - 1
+    while positions[-1] < n:  # rarely: the first chunk of gaps fell short of the end
+        positions = np.concatenate([positions, positions[-1] + np.cumsum(rng.geometric(rate, chunk))])
+    return positions[: np.searchsorted(positions, n)]
+
+
 def polynomial_mutation(genes: np.ndarray, rate: float, eta: float,
                         rng: np.random.Generator) -> np.ndarray:
     """Deb's polynomial mutation as the paper's code applies it: each gene with probability
     ``rate`` moves by delta in [-1, 1] (eta 15: median |delta| 0.042), then is clipped to [0, 1]."""
     out = genes.copy()
     flat = out.reshape(-1)
-    chosen = np.flatnonzero(rng.random(flat.size, dtype=np.float32) < rate)
+    chosen = bernoulli_positions(flat.size, rate, rng)
     r = rng.random(chosen.size)
-    exponent = 1.0 / (eta + 1.0)
     low = r < 0.5
-    delta = np.empty_like(r)
-    delta[low] = (2.0 * r[low]) ** exponent - 1.0
-    delta[~low] = 1.0 - (2.0 * (1.0 - r[~low])) ** exponent
+    base = np.where(low, 2.0 * r, 2.0 * (1.0 - r)) ** (1.0 / (eta + 1.0))
+    delta = np.where(low, base - 1.0, 1.0 - base)
     flat[chosen] = np.clip(flat[chosen] + delta, 0.0, 1.0)
     return out
 

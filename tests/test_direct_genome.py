@@ -24,6 +24,18 @@ def test_polynomial_mutation_touches_about_rate_of_genes_by_small_steps():
     assert not np.shares_memory(mutated, genes)
 
 
+def test_every_gene_is_equally_likely_to_be_mutated():
+    from evofool.genomes.direct import bernoulli_positions
+    rng = np.random.default_rng(3)
+    counts = np.zeros(500)
+    for _ in range(4000):
+        counts[bernoulli_positions(500, 0.1, rng)] += 1
+    share = counts / 4000
+    assert abs(share.mean() - 0.1) < 0.003
+    assert share.min() > 0.08 and share.max() < 0.12  # first and last genes included
+    assert len(bernoulli_positions(50, 1.0, rng)) == 50 and len(bernoulli_positions(50, 0, rng)) == 0
+
+
 def test_mutation_rate_halves_every_1000_generations_unless_constant():
     paper = DirectGenome(DirectParams(), 1, (28, 28))
     assert [paper.mutation_rate(g) for g in (1, 999, 1000, 2500)] == [0.1, 0.1, 0.05, 0.025]

@@ -34,6 +34,7 @@ def test_every_gene_is_equally_likely_to_be_mutated():
     assert abs(share.mean() - 0.1) < 0.003
     assert share.min() > 0.08 and share.max() < 0.12  # first and last genes included
     assert len(bernoulli_positions(50, 1.0, rng)) == 50 and len(bernoulli_positions(50, 0, rng)) == 0
+    assert len(bernoulli_positions(50, 1e-300, rng)) == 0  # tiny rates must not hang or overflow
 
 
 def test_mutation_rate_halves_every_1000_generations_unless_constant():

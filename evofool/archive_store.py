@@ -126,6 +126,19 @@ def find_archive_dir(path: str | Path) -> Path:
                        "archive/ folder; an unfinished run writes it when it stops)")
 
 
+def genome_type_from_json(genome: dict, image: dict, source: str) -> GenomeType:
+    """Rebuild a genome type from the ``genome`` (type + params) and ``image`` (channels,
+    size) entries that archive.json and genome JSON files carry; raises ValueError/KeyError
+    (or EvofoolError for an unknown type or bad params, naming ``source``)."""
+    meta = dict(genome)
+    genome_cls = get_genome_type(meta.pop("type"))
+    params = from_dict(genome_cls.Params, meta, "genome", source)
+    size = (int(image["size"][0]), int(image["size"][1]))
+    if min(size) < 1:
+        raise ValueError(f"image size {size} is not positive")
+    return genome_cls(params, int(image["channels"]), size)
+
+
 def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
     """(archive, genome type, archive.json content) from a saved folder; one-line errors."""
     directory = find_archive_dir(path)
@@ -135,11 +148,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
         if content.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"format_version {content.get('format_version')!r}, "
                              f"expected {FORMAT_VERSION}")
-        genome_meta = dict(content["genome"])
-        genome_cls = get_genome_type(genome_meta.pop("type"))
-        params = from_dict(genome_cls.Params, genome_meta, "genome", str(json_path))
-        image = content["image"]
-        genome_type = genome_cls(params, int(image["channels"]), tuple(image["size"]))
+        genome_type = genome_type_from_json(content["genome"], content["image"], str(json_path))
         class_names = [str(n) for n in content["class_names"]]
     except EvofoolError:
         raise

@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from evofool.archive_store import ARCHIVE_JSON, load_archive, png_name
+from evofool.archive_store import ARCHIVE_JSON, genome_type_from_json, load_archive, png_name
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_png
 from evofool.genomes.base import GenomeType
 from evofool.genomes.cppn_graph import check_graph, genome_to_json
-from evofool.genomes.registry import get_genome_type
 from evofool.montage import to_uint8
-from evofool.schema import from_dict
 
 GENOME_FORMAT_VERSION = 1
 _PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
@@ -73,14 +71,7 @@ def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
         if content.get("format_version") != GENOME_FORMAT_VERSION:
             raise ValueError(f"format_version {content.get('format_version')!r}, "
                              f"expected {GENOME_FORMAT_VERSION}")
-        meta = dict(content["genome"])
-        genome_cls = get_genome_type(meta.pop("type"))
-        params = from_dict(genome_cls.Params, meta, "genome", str(path))
-        image = content["image"]
-        size = (int(image["size"][0]), int(image["size"][1]))
-        if min(size) < 1:
-            raise ValueError(f"image size {size} is not positive")
-        genome_type = genome_cls(params, int(image["channels"]), size)
+        genome_type = genome_type_from_json(content["genome"], content["image"], str(path))
         population = genome_type.unpack({"graphs": np.array([json.dumps(content["graph"])])})
     except EvofoolError as exc:
         message = str(exc)

@@ -114,7 +114,7 @@ def main(argv: list[str]) -> None:
                                             *overrides])
         loop_rate, evaluations, batches = full_loop(experiment)
         target = build_target(experiment.model.spec, resolve_device(experiment.device),
-                              experiment.model.weights_path)
+                              experiment.model.weights_path, **experiment.model.target_options())
         classifier_rate = classifier_only(target, batches)
         deap_rate = textbook_deap(target, offspring=experiment.algorithm.offspring)
     print(f"experiment: {path} {' '.join(overrides)}")

@@ -17,21 +17,30 @@ THRESHOLDS = (0.5, 0.9, 0.99, 0.9999)
 class ArchiveRow:
     """One class's entry, for tables and JSON."""
 
-    cls: int
+    cls: int                     # the cell (position in the archive)
+    class_id: int                # the model output it scores (= cls unless model.classes)
     name: str
     confidence: float | None
     generation: int | None
     evaluations: int | None
-    top1: int | None
+    top1: int | None             # class id of the elite's most confident scored class
 
 
 class Archive:
-    """Per-class elites: confidence (softmax probability of that class), genome, the full
-    probability vector, and the generation and evaluation count at which each was found."""
+    """Per-class elites: confidence (softmax probability of that class), genome, the
+    probability vector over the scored classes, and the generation and evaluation count at
+    which each was found.
 
-    def __init__(self, class_names: list[str]) -> None:
+    Cell ``i`` belongs to model output ``class_ids[i]`` named ``class_names[i]``; the ids are
+    0..n-1 unless the experiment scores a subset of the model's classes (``model.classes``).
+    """
+
+    def __init__(self, class_names: list[str], class_ids: list[int] | None = None) -> None:
         n = len(class_names)
         self.class_names = list(class_names)
+        self.class_ids = list(range(n)) if class_ids is None else [int(c) for c in class_ids]
+        if len(self.class_ids) != n:
+            raise ValueError(f"{len(self.class_ids)} class ids for {n} class names")
         self.filled = np.zeros(n, dtype=bool)
         self.confidence = np.zeros(n, dtype=np.float64)
         self.probabilities = np.zeros((n, n), dtype=np.float64)
@@ -92,11 +101,11 @@ class Archive:
         for c, name in enumerate(self.class_names):
             filled = bool(self.filled[c])
             rows.append(ArchiveRow(
-                cls=c, name=name,
+                cls=c, class_id=self.class_ids[c], name=name,
                 confidence=float(self.confidence[c]) if filled else None,
                 generation=int(self.generation[c]) if filled else None,
                 evaluations=int(self.evaluations[c]) if filled else None,
-                top1=int(self.probabilities[c].argmax()) if filled else None))
+                top1=self.class_ids[int(self.probabilities[c].argmax())] if filled else None))
         return rows
 
     # --- plain-array form, for npz files (no pickle) -------------------------------------
@@ -111,9 +120,10 @@ class Archive:
         return arrays
 
     @classmethod
-    def from_arrays(cls, class_names: list[str], arrays, unpack) -> "Archive":
+    def from_arrays(cls, class_names: list[str], arrays, unpack,
+                    class_ids: list[int] | None = None) -> "Archive":
         """Rebuild from :meth:`to_arrays` output; raises ValueError on inconsistent data."""
-        archive = cls(class_names)
+        archive = cls(class_names, class_ids)
         n = len(class_names)
         for name, shape in (("filled", (n,)), ("confidence", (n,)), ("probabilities", (n, n)),
                             ("generation", (n,)), ("evaluations", (n,))):

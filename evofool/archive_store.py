@@ -74,7 +74,7 @@ def montage_labels(archive: Archive, confidences: list[float | None] | None = No
     confidences = confidences or [r.confidence for r in archive.rows()]
     labels = []
     for row, confidence in zip(archive.rows(), confidences):
-        name = row.name if row.name == str(row.cls) else f"{row.cls} {row.name[:14]}"
+        name = row.name if row.name == str(row.class_id) else f"{row.class_id} {row.name[:14]}"
         labels.append(f"{name}\n{confidence_label(confidence)}")
     return labels
 
@@ -90,7 +90,7 @@ def save_archive(directory: Path, archive: Archive, genome_type: GenomeType, met
     for row in archive.rows():
         entry = asdict(row)
         entry["class"] = entry.pop("cls")
-        entry["png"] = png_name(row.cls, row.name) if images[row.cls] is not None else None
+        entry["png"] = png_name(row.class_id, row.name) if images[row.cls] is not None else None
         if png_confidences is not None:
             entry["png_confidence"] = png_confidences[row.cls]
         classes.append(entry)
@@ -99,6 +99,7 @@ def save_archive(directory: Path, archive: Archive, genome_type: GenomeType, met
         "genome": dict(meta["genome"]),  # type + params: enough to rebuild the genome type
         "image": {"channels": genome_type.channels, "size": list(genome_type.size)},
         "model": meta.get("model"), "class_names": archive.class_names,
+        "class_ids": archive.class_ids,  # the model output of each cell
         "generation": meta.get("generation"), "evaluations": meta.get("evaluations"),
         "summary": archive.summary(), "classes": classes,
     }
@@ -150,6 +151,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
                              f"expected {FORMAT_VERSION}")
         genome_type = genome_type_from_json(content["genome"], content["image"], str(json_path))
         class_names = [str(n) for n in content["class_names"]]
+        class_ids = [int(c) for c in content.get("class_ids", range(len(class_names)))]
     except EvofoolError:
         raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -158,7 +160,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
     npz_path = directory / ELITES_NPZ
     try:
         arrays = read_npz(npz_path)
-        archive = Archive.from_arrays(class_names, arrays, genome_type.unpack)
+        archive = Archive.from_arrays(class_names, arrays, genome_type.unpack, class_ids)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise EvofoolError(f"'{npz_path}' is corrupted or does not match {ARCHIVE_JSON} "
                            f"({type(exc).__name__}: {exc})") from None
@@ -177,7 +179,7 @@ def export_archive(path: str | Path, out: str | Path) -> list[Path]:
     written = []
     for row, image in zip(archive.rows(), images):
         if image is not None:
-            target = out / png_name(row.cls, row.name)
+            target = out / png_name(row.class_id, row.name)
             write_png(target, Image.fromarray(image if image.shape[-1] == 3 else image[..., 0]))
             written.append(target)
     montage = out / MONTAGE_PNG

@@ -41,7 +41,8 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
         return f"{text:>{width}}"
 
     for row in content["classes"]:
-        print(f"{row['class']:>5}  {row['name'][:20]:<20} {cell(row['confidence'], 12, True)} "
+        class_id = row.get("class_id", row["class"])  # the model output (with model.classes)
+        print(f"{class_id:>5}  {row['name'][:20]:<20} {cell(row['confidence'], 12, True)} "
               f"{cell(row.get('png_confidence'), 12, True)} {cell(row['generation'], 10)} "
               f"{cell(row['evaluations'], 11)}")
     s = content["summary"]
@@ -64,16 +65,67 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from evofool.report import write_report
+    print(f"report: {write_report(args.run_dir, args.out)}")
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    from evofool.montage import confidence_label
+    return "-" if value is None else confidence_label(value, 4)
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from evofool.transfer import ModelSpec, write_rescore
+    csv_path, json_path, rows = write_rescore(args.run_dir, ModelSpec.parse(args.model),
+                                              args.out, args.device)
+    print(f"{'class':>5}  {'name':<16} {'source':>10} {'target':>10}  target top-1")
+    for row in rows:
+        print(f"{row['class']:>5}  {row['name'][:16]:<16} {_percent(row['source_confidence']):>10} "
+              f"{_percent(row['target_confidence']):>10}  {row['target_top1_name'][:16]} "
+              f"({_percent(row['target_top1_confidence'])})")
+    print(f"wrote {csv_path} and {json_path}")
+    return 0
+
+
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from evofool.transfer import ModelSpec, transfer_matrix, write_transfer
+    models = [ModelSpec.parse(text) for text in args.model]
+    matrix = transfer_matrix(args.runs, models, args.threshold, args.device)
+    width = max(len(m.label) for m in models)
+    print(f"mean confidence in own class (fraction >= {args.threshold:g})")
+    print(" " * 30 + "".join(f"{m.label[-width:]:>{width + 4}}" for m in models))
+    for run, means, fooled in zip(matrix["runs"], matrix["mean_confidence"],
+                                  matrix["fraction_fooled"]):
+        cells = "".join(f"{f'{m:.4f} ({f:.0%})':>{width + 4}}" for m, f in zip(means, fooled))
+        print(f"{run[-30:]:<30}{cells}")
+    written = write_transfer(matrix, args.out)
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from evofool.compare import compare_runs
+    rows = compare_runs(args.run_a, args.run_b)
+    print(f"A: {args.run_a}\nB: {args.run_b}")
+    print(f"{'class':>5}  {'name':<16} {'conf. A':>10} {'gen A':>6} {'conf. B':>10} {'gen B':>6}")
+    for row in rows:
+        print(f"{row['class']:>5}  {row['name'][:16]:<16} {_percent(row['confidence_a']):>10} "
+              f"{row['generation_a'] if row['generation_a'] is not None else '-':>6} "
+              f"{_percent(row['confidence_b']):>10} "
+              f"{row['generation_b'] if row['generation_b'] is not None else '-':>6}")
+    return 0
+
+
 def _cmd_train_lenet(args: argparse.Namespace) -> int:
     from evofool.fitness.lenet_training import train_lenet
     command = "evofool " + " ".join(sys.argv[1:])
-    try:
-        metrics = train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
-                              download_root=args.download_root, command=command)
+    try:  # train_lenet shows a progress bar and prints its summary line
+        train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
+                    download_root=args.download_root, command=command)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise EvofoolError(f"train lenet: {exc}") from None
-    print(f"held-out accuracy {metrics['held_out_accuracy']:.4f} on "
-          f"{metrics['held_out_images']} images; weights written to {args.out}")
     return 0
 
 
@@ -119,6 +171,34 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--class", dest="cls", type=int, help="the archive class to render")
     render.set_defaults(func=_cmd_render)
 
+    report = commands.add_parser("report", help="write a self-contained HTML report of a run")
+    report.add_argument("run_dir", help="run directory")
+    report.add_argument("--out", help="report folder (default: RUN_DIR/report)")
+    report.set_defaults(func=_cmd_report)
+
+    rescore = commands.add_parser("rescore", help="score a run's elites with another model")
+    rescore.add_argument("run_dir", help="run directory")
+    rescore.add_argument("--model", required=True, help="target spec, or SPEC@WEIGHTS_FILE")
+    rescore.add_argument("--out", help="output path without suffix (writes .csv and .json; "
+                                       "default RUN_DIR/rescore_<model>)")
+    rescore.add_argument("--device", default="auto")
+    rescore.set_defaults(func=_cmd_rescore)
+
+    transfer = commands.add_parser("transfer", help="matrix of runs' elites scored by models")
+    transfer.add_argument("runs", nargs="+", help="run directories")
+    transfer.add_argument("--model", action="append", required=True,
+                          help="target spec or SPEC@WEIGHTS_FILE (repeat for several)")
+    transfer.add_argument("--threshold", type=float, default=0.99,
+                          help="confidence that still counts as fooled (default 0.99)")
+    transfer.add_argument("--out", required=True, help="folder for transfer.csv/.json/.png")
+    transfer.add_argument("--device", default="auto")
+    transfer.set_defaults(func=_cmd_transfer)
+
+    compare = commands.add_parser("compare", help="two runs side by side, class by class")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.set_defaults(func=_cmd_compare)
+
     train = commands.add_parser("train", help="train a target classifier")
     train_cmds = train.add_subparsers(dest="model", required=True)
     lenet = train_cmds.add_parser("lenet", help="train the paper's LeNet on MNIST")
@@ -142,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     except EvofoolError as exc:
         print(f"evofool: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.: stop quietly
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -23,15 +23,32 @@ ALGORITHMS = {cls.name: cls for cls in (MapElites, GeneticAlgorithm)}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
+def _class_list(value: list[int]) -> bool:
+    return bool(value) and len(set(value)) == len(value) and min(value) >= 0
+
+
 @dataclass
 class ModelConfig:
+    """The ``model:`` keys: which classifier, and how it scores (docs/EXPERIMENTS.md)."""
+
     spec: str = "lenet-mnist"
     weights_path: str | None = None  # a local weights file instead of the default weights
+    classes: list[int] | None = field(default=None, metadata={"check": (
+        _class_list, "a non-empty list of distinct class ids >= 0 (model outputs), or null")})
+    crops: Literal[1, 10] = 1          # 10: the paper's mean over 10 crops (ImageNet)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the forward pass
+    channels_last: bool = False
+
+    def target_options(self) -> dict:
+        """The keyword arguments of ``build_target`` besides spec, device and weights."""
+        return {"classes": self.classes, "crops": self.crops, "precision": self.precision,
+                "channels_last": self.channels_last}
 
 
 @dataclass
 class LogConfig:
     progress: bool = True             # a progress bar on stderr
+    tensorboard: bool = False         # also log per-generation figures to RUN_DIR/tensorboard
     checkpoint_every: int = field(default=10, metadata=positive(
         "a positive number of generations"))
 

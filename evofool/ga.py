@@ -28,7 +28,7 @@ class GAParams:
     elite: int = field(default=10, metadata={
         "check": (lambda v: v >= 0, "an integer >= 0 (smaller than population)")})
     tournament_size: int = field(default=3, metadata=positive())
-    target_classes: list[int] | None = None  # null: every class of the model, one after another
+    target_classes: list[int] | None = None  # class ids; null: every scored class, in turn
 
 
 class GeneticAlgorithm(SearchAlgorithm):
@@ -38,7 +38,10 @@ class GeneticAlgorithm(SearchAlgorithm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         classes = self.params.target_classes
-        self.targets = list(range(len(self.archive))) if classes is None else list(classes)
+        # target_classes are class ids (model outputs); the archive's cells are positions
+        cell = {class_id: position for position, class_id in enumerate(self.archive.class_ids)}
+        self.targets = list(range(len(self.archive))) if classes is None else \
+            [cell[c] for c in classes]
         self.target_index = 0
         self.class_evaluations = 0
         self.population: np.ndarray | None = None

@@ -84,3 +84,30 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class TensorBoardLog:
+    """Per-generation scalars for TensorBoard (``log.tensorboard: true``; needs the optional
+    ``tensorboard`` package): coverage, median/min elite confidence, each class's best."""
+
+    def __init__(self, directory: Path) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            from evofool.errors import EvofoolError
+            raise EvofoolError("log.tensorboard = true needs the tensorboard package "
+                               "(pip install 'evofool[tensorboard]')") from None
+        self.writer = SummaryWriter(log_dir=str(directory))
+
+    def on_generation(self, algorithm, report, wall_time: float) -> None:
+        record = generation_record(algorithm, report, wall_time)
+        step = record["evaluations"]
+        for key in ("median", "min", "mean", "filled", "above_0.5", "above_0.9", "above_0.99",
+                    "above_0.9999"):
+            self.writer.add_scalar(f"archive/{key}", record[key], step)
+        for name, best in zip(algorithm.archive.class_names, record["best"]):
+            if best is not None:
+                self.writer.add_scalar(f"best/{name}", best, step)
+
+    def close(self) -> None:
+        self.writer.close()

@@ -114,14 +114,19 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
 
     archive, genome_type, _ = load_archive(source.parent if source.is_file() else source)
     filled = np.flatnonzero(archive.filled)
-    if cls is not None:
-        if not 0 <= cls < len(archive):
+    if cls is not None:  # a class id: the model output (the cell's position unless subset)
+        if cls not in archive.class_ids:
+            ids = archive.class_ids
+            listed = (f"0..{len(ids) - 1}" if ids == list(range(len(ids)))
+                      else ", ".join(map(str, ids)))
             raise EvofoolError(f"class {cls} is out of range (the archive has classes "
-                               f"0..{len(archive) - 1})")
-        if not archive.filled[cls]:
-            raise EvofoolError(f"class {cls} ({archive.class_names[cls]}) has no elite "
-                               f"(filled: {', '.join(map(str, filled)) or 'none'})")
-        image = to_uint8(genome_type.render(archive.genomes[[cls]], size=(size, size)))[0]
+                               f"{listed})")
+        cell = archive.class_ids.index(cls)
+        if not archive.filled[cell]:
+            filled_ids = [str(archive.class_ids[c]) for c in filled]
+            raise EvofoolError(f"class {cls} ({archive.class_names[cell]}) has no elite "
+                               f"(filled: {', '.join(filled_ids) or 'none'})")
+        image = to_uint8(genome_type.render(archive.genomes[[cell]], size=(size, size)))[0]
         _write_image(out, image)
         return [out]
     if out.exists() and not out.is_dir():
@@ -133,7 +138,7 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
         cells = filled[start:start + batch]
         images = to_uint8(genome_type.render(archive.genomes[cells], size=(size, size)))
         for cell, image in zip(cells, images):
-            path = out / png_name(int(cell), archive.class_names[cell])
+            path = out / png_name(archive.class_ids[cell], archive.class_names[cell])
             _write_image(path, image)
             written.append(path)
     return written

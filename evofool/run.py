@@ -24,7 +24,7 @@ from evofool.evaluation import BatchEvaluator
 from evofool.files import write_json, write_text
 from evofool.fitness.registry import build_target, resolve_device
 from evofool.genomes.registry import get_genome_type
-from evofool.hooks import JsonLinesLog, ProgressBar
+from evofool.hooks import JsonLinesLog, ProgressBar, TensorBoardLog
 from evofool.search import SearchAlgorithm
 
 CONFIG_NAME = "config.yaml"
@@ -46,18 +46,21 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     """The algorithm (with its DEAP toolbox) and the target for an experiment."""
     torch.manual_seed(experiment.seed)
     device = resolve_device(experiment.device)
-    target = build_target(experiment.model.spec, device, experiment.model.weights_path)
+    target = build_target(experiment.model.spec, device, experiment.model.weights_path,
+                          **experiment.model.target_options())
     genome_cls = get_genome_type(experiment.genome_type)
-    genome_type = genome_cls(experiment.genome, target.channels, target.input_size)
+    genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
     classes = getattr(experiment.algorithm, "target_classes", None) or []
-    bad = [c for c in classes if not 0 <= c < target.num_classes]
+    bad = [c for c in classes if c not in target.class_ids]
     if bad:
-        raise EvofoolError(f"algorithm.target_classes: {bad} out of range for model "
-                           f"'{target.name}' (0..{target.num_classes - 1})")
+        scored = (f"0..{target.num_classes - 1}" if experiment.model.classes is None
+                  else f"model.classes {target.class_ids}")
+        raise EvofoolError(f"algorithm.target_classes: {bad} not among the scored classes of "
+                           f"model '{target.name}' ({scored})")
     evaluate = BatchEvaluator(genome_type, target, experiment.batch_size)
     algorithm = ALGORITHMS[experiment.algorithm_type](
-        experiment.algorithm, genome_type, evaluate, target.class_names, experiment.budget,
-        experiment.seed)
+        experiment.algorithm, genome_type, evaluate, target.scored_names, experiment.budget,
+        experiment.seed, class_ids=target.class_ids)
     return algorithm, target
 
 
@@ -95,7 +98,8 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
     checkpoint_path = run_dir / CHECKPOINT_NAME
     log = JsonLinesLog(run_dir / LOG_NAME)
     bar = ProgressBar(algorithm.total_generations, algorithm.generation, experiment.log.progress)
-    hooks = (log, bar)
+    hooks = (log, bar) + ((TensorBoardLog(run_dir / "tensorboard"),)
+                          if experiment.log.tensorboard else ())
     started = time.perf_counter()
 
     def elapsed() -> float:

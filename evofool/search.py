@@ -50,11 +50,11 @@ class SearchAlgorithm(ABC):
     name = ""
 
     def __init__(self, params, genome_type: GenomeType, evaluate, class_names: list[str],
-                 budget: Budget, seed: int) -> None:
+                 budget: Budget, seed: int, class_ids: list[int] | None = None) -> None:
         self.params = params
         self.genome_type = genome_type
         self.budget = budget
-        self.archive = Archive(class_names)
+        self.archive = Archive(class_names, class_ids)
         numpy_seed, python_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.Generator(np.random.PCG64(numpy_seed))
         random.seed(int(python_seed.generate_state(1)[0]))
@@ -118,5 +118,5 @@ class SearchAlgorithm(ABC):
         archive_arrays = {k[len("archive."):]: v for k, v in arrays.items()
                           if k.startswith("archive.")}
         restored = Archive.from_arrays(self.archive.class_names, archive_arrays,
-                                       self.genome_type.unpack)
+                                       self.genome_type.unpack, self.archive.class_ids)
         self.archive.__dict__.update(restored.__dict__)

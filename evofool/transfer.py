@@ -1,0 +1,156 @@
+"""Do fooling images transfer? Score a run's elites with other classifiers.
+
+``rescore_run`` gives, per class, the elite's confidence on the model it was evolved for and
+on another model (and that model's top-1 class); ``transfer_matrix`` does this for several
+runs and models and summarises each pair by the mean confidence of the elites in their own
+class and the fraction still above a threshold: the paper's question of whether images that
+fool one network fool another (sec. 3.3, two LeNets trained from different seeds).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evofool.errors import EvofoolError
+from evofool.files import write_json, write_png, write_text
+from evofool.fitness.registry import build_target, resolve_device
+from evofool.run_data import RunData, read_run
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A target spec plus an optional weights file, written ``SPEC`` or ``SPEC@WEIGHTS``."""
+
+    spec: str
+    weights_path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        spec, _, weights = text.partition("@")
+        if not spec:
+            raise EvofoolError(f"model '{text}' is not of the form SPEC or SPEC@WEIGHTS_FILE")
+        return cls(spec, weights or None)
+
+    @property
+    def label(self) -> str:
+        return self.spec if not self.weights_path else f"{self.spec}@{Path(self.weights_path).name}"
+
+
+def _load(spec: ModelSpec, device: str):
+    return build_target(spec.spec, resolve_device(device), spec.weights_path)
+
+
+def _elite_scores(run: RunData, target) -> tuple[np.ndarray, np.ndarray]:
+    """(filled class indices, target's scores of their elites (n, target classes))."""
+    if target.num_classes != len(run.archive):
+        raise EvofoolError(f"model '{target.name}' has {target.num_classes} classes but run "
+                           f"'{run.run_dir}' has {len(run.archive)}: they must share labels")
+    cells = np.flatnonzero(run.archive.filled)
+    chunks = [target.scores(run.genome_type.render(run.archive.genomes[cells[i:i + 256]]))
+              for i in range(0, len(cells), 256)]
+    return cells, (np.concatenate(chunks) if chunks else np.zeros((0, target.num_classes)))
+
+
+def rescore_run(run_dir: str | Path, model: ModelSpec, device: str = "auto") -> list[dict]:
+    """Per filled class: confidence on the source model and on ``model``, and its top-1."""
+    run = read_run(run_dir)
+    target = _load(model, device)
+    cells, scores = _elite_scores(run, target)
+    rows = []
+    for cell, row in zip(cells, scores):
+        top1 = int(row.argmax())
+        rows.append({"class": int(cell), "name": run.archive.class_names[cell],
+                     "source_confidence": float(run.archive.confidence[cell]),
+                     "target_confidence": float(row[cell]),
+                     "target_top1": top1, "target_top1_name": target.class_names[top1],
+                     "target_top1_confidence": float(row[top1])})
+    return rows
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["class"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_rescore(run_dir: str | Path, model: ModelSpec, out: str | Path | None = None,
+                  device: str = "auto") -> tuple[Path, Path, list[dict]]:
+    rows = rescore_run(run_dir, model, device)
+    out = Path(out) if out else Path(run_dir) / f"rescore_{_slug(model.label)}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
+    write_text(csv_path, _csv(rows))
+    write_json(json_path, {"run": str(run_dir), "model": model.label, "classes": rows})
+    return csv_path, json_path, rows
+
+
+def transfer_matrix(run_dirs: list[str | Path], models: list[ModelSpec], threshold: float = 0.99,
+                    device: str = "auto") -> dict:
+    """For every (run, model): mean confidence of the run's elites in their own class on the
+    model, and the fraction at or above ``threshold``."""
+    runs = [read_run(path) for path in run_dirs]
+    targets = [_load(model, device) for model in models]
+    mean = np.zeros((len(runs), len(models)))
+    fooled = np.zeros((len(runs), len(models)))
+    for i, run in enumerate(runs):
+        for j, target in enumerate(targets):
+            cells, scores = _elite_scores(run, target)
+            own = scores[np.arange(len(cells)), cells] if len(cells) else np.zeros(0)
+            mean[i, j] = own.mean() if len(own) else 0.0
+            fooled[i, j] = (own >= threshold).mean() if len(own) else 0.0
+    return {"runs": [str(r.run_dir) for r in runs], "models": [m.label for m in models],
+            "threshold": threshold, "mean_confidence": mean.tolist(),
+            "fraction_fooled": fooled.tolist()}
+
+
+def write_transfer(matrix: dict, out: str | Path) -> list[Path]:
+    """CSV (one row per run x model), JSON and a heatmap PNG into folder ``out``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvofoolError(f"cannot create output folder '{out}': {exc.strerror}") from None
+    rows = [{"run": run, "model": model,
+             "mean_confidence": matrix["mean_confidence"][i][j],
+             f"fraction_at_or_above_{matrix['threshold']:g}": matrix["fraction_fooled"][i][j]}
+            for i, run in enumerate(matrix["runs"]) for j, model in enumerate(matrix["models"])]
+    write_text(out / "transfer.csv", _csv(rows))
+    write_json(out / "transfer.json", matrix)
+
+    mean = np.array(matrix["mean_confidence"])
+    fooled = np.array(matrix["fraction_fooled"])
+    figure, axis = plt.subplots(figsize=(2.2 + 1.8 * mean.shape[1], 1.2 + 0.7 * mean.shape[0]))
+    image = axis.imshow(mean, vmin=0, vmax=1, cmap="viridis")
+    axis.set_xticks(range(mean.shape[1]), [Path(m).name for m in matrix["models"]],
+                    rotation=20, ha="right", fontsize=8)
+    axis.set_yticks(range(mean.shape[0]), [Path(r).name for r in matrix["runs"]], fontsize=8)
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            axis.text(j, i, f"{mean[i, j]:.3f}\n{fooled[i, j]:.0%} >= {matrix['threshold']:g}",
+                      ha="center", va="center", fontsize=7,
+                      color="white" if mean[i, j] < 0.6 else "black")
+    axis.set_xlabel("scored by model")
+    axis.set_ylabel("elites of run")
+    figure.colorbar(image, ax=axis, label="mean confidence in own class")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_png(out / "transfer.png", Image.open(buffer))
+    return [out / "transfer.csv", out / "transfer.json", out / "transfer.png"]

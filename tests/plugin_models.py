@@ -1,0 +1,79 @@
+"""Model factories for the ``python:MODULE:FACTORY`` target spec (tests put tests/ on sys.path).
+
+Small, fast and deterministic: a tiny CNN on 32 x 32 RGB images with 10 classes, and broken
+variants for the one-line-error tests.
+"""
+import torch
+from torch import nn
+
+from evofool.fitness.target import Target
+
+INFO = {"input_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25],
+        "class_names": [f"thing {i}" for i in range(10)]}
+
+
+class TinyNet(nn.Module):
+    """conv 8@3x3 -> BN -> ReLU -> pool -> conv 16@3x3 -> ReLU -> global pool -> fc 10."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x)) * 4.0  # sharper softmax, so fooling is visible
+
+
+class FlatNet(nn.Module):
+    """A linear classifier that accepts 32 x 32 RGB images only (like a fixed-size fc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3 * 32 * 32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+class NanNet(TinyNet):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * float("nan")
+
+
+def tiny_net(weights_path=None):
+    torch.manual_seed(0)
+    net = TinyNet()
+    if weights_path is not None:
+        net.load_state_dict(torch.load(weights_path, weights_only=True))
+    return net, dict(INFO)
+
+
+def tiny_target():
+    """A factory may also return a whole Target (the registry sets the device)."""
+    net, info = tiny_net()
+    return Target(name="tiny", model=net, class_names=info["class_names"], input_size=(32, 32),
+                  channels=3, mean=(0.5,) * 3, std=(0.25,) * 3, device=torch.device("cpu"))
+
+
+def flat_net_told_224():
+    torch.manual_seed(0)
+    return FlatNet(), {**INFO, "input_size": 224}
+
+
+def nan_net():
+    return NanNet(), dict(INFO)
+
+
+def twelve_outputs_ten_names():
+    torch.manual_seed(0)
+    return TinyNet(classes=12), dict(INFO)
+
+
+def not_a_model():
+    return "a string"
+
+
+def bad_metadata():
+    return TinyNet(), {**INFO, "channels": 4}

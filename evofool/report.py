@@ -82,7 +82,7 @@ def _rows(run: RunData) -> list[dict]:
         cls = row["class"]
         filled = row["confidence"] is not None
         rows.append({
-            "class": cls, "name": row["name"], "confidence": row["confidence"],
+            "class": row.get("class_id", cls), "name": row["name"], "confidence": row["confidence"],
             "png_confidence": row.get("png_confidence"), "generation": row["generation"],
             "evaluations": row["evaluations"], "png": row.get("png"),
             "size": run.genome_type.describe(run.archive.genomes[cls]) if filled else "",

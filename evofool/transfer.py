@@ -45,28 +45,34 @@ def _load(spec: ModelSpec, device: str):
     return build_target(spec.spec, resolve_device(device), spec.weights_path)
 
 
-def _elite_scores(run: RunData, target) -> tuple[np.ndarray, np.ndarray]:
-    """(filled class indices, target's scores of their elites (n, target classes))."""
-    if target.num_classes != len(run.archive):
-        raise EvofoolError(f"model '{target.name}' has {target.num_classes} classes but run "
-                           f"'{run.run_dir}' has {len(run.archive)}: they must share labels")
+def _elite_scores(run: RunData, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(filled cells, their class ids, the target's scores of their elites over all of its
+    classes (n, target classes)). The target must use the run's labels for those classes."""
+    ids = np.array(run.archive.class_ids)
+    if ids.max() >= target.num_classes or any(
+            target.class_names[i] != name for i, name in zip(ids, run.archive.class_names)):
+        raise EvofoolError(f"model '{target.name}' does not label its outputs like run "
+                           f"'{run.run_dir}' ({target.num_classes} classes, e.g. class "
+                           f"{ids[0]} is '{target.class_names[min(ids[0], target.num_classes - 1)]}'"
+                           f" vs '{run.archive.class_names[0]}')")
     cells = np.flatnonzero(run.archive.filled)
     chunks = [target.scores(run.genome_type.render(run.archive.genomes[cells[i:i + 256]]))
               for i in range(0, len(cells), 256)]
-    return cells, (np.concatenate(chunks) if chunks else np.zeros((0, target.num_classes)))
+    scores = np.concatenate(chunks) if chunks else np.zeros((0, target.num_classes))
+    return cells, ids[cells], scores
 
 
 def rescore_run(run_dir: str | Path, model: ModelSpec, device: str = "auto") -> list[dict]:
     """Per filled class: confidence on the source model and on ``model``, and its top-1."""
     run = read_run(run_dir)
     target = _load(model, device)
-    cells, scores = _elite_scores(run, target)
+    cells, class_ids, scores = _elite_scores(run, target)
     rows = []
-    for cell, row in zip(cells, scores):
+    for cell, class_id, row in zip(cells, class_ids, scores):
         top1 = int(row.argmax())
-        rows.append({"class": int(cell), "name": run.archive.class_names[cell],
+        rows.append({"class": int(class_id), "name": run.archive.class_names[cell],
                      "source_confidence": float(run.archive.confidence[cell]),
-                     "target_confidence": float(row[cell]),
+                     "target_confidence": float(row[class_id]),
                      "target_top1": top1, "target_top1_name": target.class_names[top1],
                      "target_top1_confidence": float(row[top1])})
     return rows
@@ -105,10 +111,10 @@ def transfer_matrix(run_dirs: list[str | Path], models: list[ModelSpec], thresho
     fooled = np.zeros((len(runs), len(models)))
     for i, run in enumerate(runs):
         for j, target in enumerate(targets):
-            cells, scores = _elite_scores(run, target)
-            own = scores[np.arange(len(cells)), cells] if len(cells) else np.zeros(0)
+            cells, class_ids, scores = _elite_scores(run, target)
+            own = scores[np.arange(len(cells)), class_ids]
             mean[i, j] = own.mean() if len(own) else 0.0
-            fooled[i, j] = (own >= threshold).mean() if len(own) else 0.0
+            fooled[i, j] = (own >= threshold).mean() if len(own) else 0.0  # empty run: 0
     return {"runs": [str(r.run_dir) for r in runs], "models": [m.label for m in models],
             "threshold": threshold, "mean_confidence": mean.tolist(),
             "fraction_fooled": fooled.tolist()}

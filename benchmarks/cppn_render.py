@@ -4,8 +4,8 @@ strategy renders faster on this machine.
 For a batch of 400 CPPNs (random genomes after 50 mutations each, as mid-run offspring are,
 plus a "grown" population mutated without deletions: bigger live networks, an upper bound)
 it times, best of a few repeats:
-  * per-individual rendering (what ``CppnGenome.render`` does: each compiled genome evaluated
-    over the whole pixel grid with in-place torch ops on reused planes);
+  * per-individual rendering (what ``CppnGenome.render`` does: each genome compiled and
+    evaluated over the whole pixel grid with in-place torch and NumPy ops on reused planes);
   * a batch across genomes, grouped by depth: every node of every genome at the same depth in
     one gather + weighted sum (sources padded to the widest node) + masked activations;
   * the classifier on the same 400 images: LeNet (lenet-mnist) at 28 x 28 gray, and at
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from evofool.fitness.registry import build_target
-from evofool.genomes.cppn import CppnGenome, CppnParams, program_of
-from evofool.genomes.cppn_graph import ACTIVATION_IDS, activate_scalar
+from evofool.genomes.cppn import CppnGenome, CppnParams
+from evofool.genomes.cppn_graph import ACTIVATION_IDS, activate_scalar, compile_graph
 
 ACTIVATE = (torch.sin, lambda p: torch.tanh(0.5 * p), lambda p: torch.exp(-p * p),
             lambda p: torch.clamp(p, -3.0, 3.0) / 3.0)
@@ -46,7 +46,7 @@ def best_times(functions, repeats: int, warm_up: bool = True) -> list[float]:
     shared: interleaving spreads the neighbours' load over all candidates alike)."""
     if warm_up:
         for function in functions:
-            function()  # compiles and caches the programs
+            function()  # warm-up
     best = [math.inf] * len(functions)
     for _ in range(repeats):
         for i, function in enumerate(functions):
@@ -170,7 +170,7 @@ def main() -> None:
         for label, extra in (("mid-run", {}), ("grown", no_deletions)):
             genome = CppnGenome(CppnParams(**extra), channels, (size, size))
             pop = population(genome, args.n, args.mutations, seed=size)
-            programs = [program_of(g) for g in pop]
+            programs = [compile_graph(g) for g in pop]
             live = np.mean([len(p.ops) for p in programs])
             nodes = np.mean([len(g) for g in pop])
             images = genome.render(pop)

@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
+import networkx as nx
 import numpy as np
 import torch
 
@@ -118,48 +119,48 @@ def coordinate_inputs(height: int, width: int, coordinates: str,
     return torch.from_numpy(planes.reshape(4, -1).astype(np.float32))
 
 
-def fixed_planes(length: int) -> torch.Tensor:
-    """The constant planes :func:`evaluate_program` reads: zeros, ones and threes, (3, length)."""
-    planes = torch.empty((3, length))
-    planes[0], planes[1], planes[2] = 0.0, 1.0, 3.0
-    return planes
-
-
 def evaluate_program(program: Program, planes: list[torch.Tensor],
-                     fixed: torch.Tensor | None = None) -> None:
+                     arrays: list[np.ndarray]) -> None:
     """Run ``program`` in place on ``planes`` (its registers): the x, y, d input planes, then
     one output plane per channel (which receive the raw output values, before |o|), then at
-    least ``program.registers - 3 - channels`` scratch planes, all of one length. ``fixed``:
-    :func:`fixed_planes` of that length (made here if None). No op allocates memory.
+    least ``program.registers - 3 - channels`` scratch planes, all float32 of one length on
+    the CPU; ``arrays``: the same planes as NumPy arrays (``plane.numpy()``, sharing memory).
+    No op allocates memory. Run it under ``np.errstate(over="ignore", invalid="ignore")``:
+    large sums overflow to inf, as in torch (which does not warn).
 
-    A node is f(w0 * s0 + w1 * s1 + ... + constant) in float32, summed left to right (each
-    step one ``add`` with ``alpha``), f as the op code says. At 28 x 28 pixels an op costs
-    about a microsecond of call overhead, so the forms below are the fastest with the same
-    bits: 0 + w * s (an ``add`` with alpha) is exactly w * s, p + 1 * c exactly p + c and a
-    division by a plane of threes exactly the division by 3 (a tensor-scalar ``mul``,
-    ``add`` or ``div`` wraps the scalar in a tensor first, which costs twice as long)."""
-    if fixed is None:
-        fixed = fixed_planes(planes[0].shape[0])
-    zero, one, three = fixed
-    add = torch.add
+    A node is f(w0 * s0 + w1 * s1 + ... + constant) in float32, summed left to right with one
+    rounding per step, f as the op code says. At 28 x 28 pixels an op is mostly call
+    overhead, about 1 us in torch and half that in NumPy, so each step goes to the cheaper
+    library that gives the same bits: NumPy for the exactly rounded w0 * s0, + constant,
+    squaring, negation and division (a Python float meets a float32 array as a float32 in
+    NumPy 2, as in torch); torch for the fused multiply-adds p + w * s (torch's ``add`` with
+    ``alpha`` rounds once, two NumPy ops would round twice) and for sin, tanh, exp and clamp
+    (NumPy's vectorized sin, tanh and exp differ from torch's in the last bit)."""
     for target, sources, weights, constant, code in program.ops:
         plane = planes[target]
-        add(zero, planes[sources[0]], alpha=weights[0], out=plane)
+        array = arrays[target]
+        multiply(arrays[sources[0]], weights[0], out=array)
         for i in range(1, len(sources)):
             plane.add_(planes[sources[i]], alpha=weights[i])
         if constant:
-            plane.add_(one, alpha=constant)
+            add(array, constant, out=array)
         if code == SINE:
             plane.sin_()
         elif code == HALF_TANH:
             plane.tanh_()  # bipolar sigmoid: its inputs were halved at compile time
         elif code == GAUSSIAN:
-            plane.square_().neg_().exp_()
+            square(array, out=array)
+            negative(array, out=array)
+            plane.exp_()
         else:  # linear: clip(p, -3, 3) / 3
-            plane.clamp_(-3.0, 3.0).div_(three)
+            plane.clamp_(-3.0, 3.0)
+            divide(array, 3.0, out=array)
     for channel, constant in enumerate(program.constants):
         if constant is not None:
             planes[3 + channel].fill_(constant)
+
+
+multiply, add, square, negative, divide = np.multiply, np.add, np.square, np.negative, np.divide
 
 
 # --- colour (in place on (B, 3, pixels) planes) --------------------------------------------
@@ -317,23 +318,27 @@ class CppnGenome(GenomeType):
         chunk = max(1, min(pixels, _PIXELS_PER_PASS))
         registers = max((p.registers for p in programs), default=0)
         scratch = torch.empty((max(registers - 3 - channels, 0), chunk))
-        fixed = fixed_planes(chunk)
         inputs = self.inputs(height, width)
         images = torch.empty((len(programs), channels, pixels))
         whole_batch = pixels <= _SMALL_IMAGE  # else finish each image while it is in cache
         work = torch.empty((1, 7, chunk)) if channels == 3 and not whole_batch else None
+        inputs_np, scratch_np, images_np = inputs.numpy(), scratch.numpy(), images.numpy()
         for start in range(0, pixels, chunk):  # one pass unless above _PIXELS_PER_PASS
             stop = min(start + chunk, pixels)
-            # the registers: x, y, d, this genome's output planes, scratch planes
+            # the registers (x, y, d, this genome's output planes, scratch planes), as tensors
+            # and as arrays; each genome's output planes made as views in one call per channel
             planes = [*inputs[:, start:stop], *([None] * channels), *scratch[:, :stop - start]]
-            part = fixed[:, :stop - start]
-            # each genome's output planes, as views made in one call per channel
+            arrays = [*inputs_np[:, start:stop], *([None] * channels),
+                      *scratch_np[:, :stop - start]]
             outputs = [images[:, c, start:stop].unbind(0) for c in range(channels)]
-            with torch.inference_mode():  # in-place ops only, on views made outside: 6% faster
+            outputs_np = [list(images_np[:, c, start:stop]) for c in range(channels)]
+            # inference mode: in-place torch ops on views made outside it, 6% faster
+            with np.errstate(over="ignore", invalid="ignore"), torch.inference_mode():
                 for i, program in enumerate(programs):
                     for c in range(channels):
                         planes[3 + c] = outputs[c][i]
-                    evaluate_program(program, planes, part)
+                        arrays[3 + c] = outputs_np[c][i]
+                    evaluate_program(program, planes, arrays)
                     if not whole_batch:
                         self._finish(images[i:i + 1, :, start:stop], work)
         if whole_batch:

@@ -29,6 +29,7 @@ import heapq
 import json
 import math
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
@@ -164,10 +165,14 @@ def mutate_graphs(graphs, params: "CppnParams", rng: np.random.Generator) -> lis
     for child, u in zip(children, uniforms):
         if u[_ADD_CONNECTION] < params.add_connection_rate:
             _add_connection(child, params.weight_limit, u)
-        if u[_DELETE_CONNECTION] < params.delete_connection_rate and any(child._succ.values()):
-            child.remove_edge(*_pick(_edges(child), u[_DELETED_EDGE]))
-        if u[_ADD_NODE] < params.add_node_rate and any(child._succ.values()):
-            _split_edge(child, params.activations, u)
+        if u[_DELETE_CONNECTION] < params.delete_connection_rate:
+            edge = _pick_edge(child, u[_DELETED_EDGE])
+            if edge is not None:
+                _remove_edge(child, *edge)
+        if u[_ADD_NODE] < params.add_node_rate:
+            edge = _pick_edge(child, u[_SPLIT_EDGE])
+            if edge is not None:
+                _split_edge(child, *edge, _pick(params.activations, u[_NEW_ACTIVATION]))
         if u[_DELETE_NODE] < params.delete_node_rate:
             hidden = [node for node, data in child._node.items() if data["kind"] == "hidden"]
             if hidden:
@@ -175,9 +180,30 @@ def mutate_graphs(graphs, params: "CppnParams", rng: np.random.Generator) -> lis
     return children
 
 
-def _edges(graph: nx.DiGraph) -> list[tuple]:
-    """``list(graph.edges)`` (the same order), without the view machinery."""
-    return [(source, target) for source, targets in graph._succ.items() for target in targets]
+# Structural edits of a child made by _copy_graphs, on its dicts as networkx's add_edge,
+# remove_edge and add_node make them (same dict orders; a fresh copy has no cached views).
+
+def _pick_edge(graph: nx.DiGraph, u: float) -> tuple | None:
+    """``_pick(list(graph.edges), u)`` without the list; None if the graph has no edge."""
+    succ = graph._succ
+    count = sum(map(len, succ.values()))
+    if not count:
+        return None
+    k = min(int(u * count), count - 1)
+    for source, targets in succ.items():
+        if k < len(targets):
+            return source, next(islice(targets, k, None))
+        k -= len(targets)
+    return None  # not reached
+
+
+def _add_edge(graph: nx.DiGraph, source, target, weight: float) -> None:
+    graph._succ[source][target] = graph._pred[target][source] = {"weight": weight}
+
+
+def _remove_edge(graph: nx.DiGraph, source, target) -> dict:
+    del graph._pred[target][source]
+    return graph._succ[source].pop(target)
 
 
 def _mutate_weights(edge_data: list[dict], params: "CppnParams",
@@ -229,21 +255,22 @@ def _add_connection(graph: nx.DiGraph, limit: float, u: list[float]) -> None:
         return
     target = _pick(targets, u[_TARGET])
     if target not in graph._succ[source]:  # the code would add a parallel link
-        graph.add_edge(source, target, weight=gene_to_weight(u[_NEW_WEIGHT], limit))
+        _add_edge(graph, source, target, gene_to_weight(u[_NEW_WEIGHT], limit))
 
 
-def _split_edge(graph: nx.DiGraph, activations, u: list[float]) -> None:
-    """Replace a random edge u->v by u->h->v; both new edges carry the old weight."""
-    source, target = _pick(_edges(graph), u[_SPLIT_EDGE])
-    weight = graph._succ[source][target]["weight"]
-    number = len(graph)
+def _split_edge(graph: nx.DiGraph, source, target, activation: str) -> None:
+    """Replace the edge source -> target by source -> h -> target, h a new hidden node with
+    ``activation``; both new edges carry the old weight."""
+    weight = _remove_edge(graph, source, target)["weight"]
+    number = len(graph._node)
     while f"h{number}" in graph._node:
         number += 1
     hidden = f"h{number}"
-    graph.remove_edge(source, target)
-    graph.add_node(hidden, kind="hidden", activation=_pick(list(activations), u[_NEW_ACTIVATION]))
-    graph.add_edge(source, hidden, weight=weight)
-    graph.add_edge(hidden, target, weight=weight)
+    graph._succ[hidden] = {}
+    graph._pred[hidden] = {}
+    graph._node[hidden] = {"kind": "hidden", "activation": activation}
+    _add_edge(graph, source, hidden, weight)
+    _add_edge(graph, hidden, target, weight)
 
 
 # --- validation and JSON ------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """CPPN (indirect) encoding: a small network drawn at every pixel, as in the paper's Fig. 5-8.
 
 A population is a 1-D NumPy object array of ``networkx.DiGraph`` genomes (graph structure,
-mutations and JSON: :mod:`evofool.genomes.cppn_graph`). Rendering compiles each graph once
-into an op list (cached), and evaluates it over the whole pixel grid with in-place torch ops
-on reused planes, one genome after another: on 2 CPU cores this was 1.8 to 3 times faster
-than one batch across genomes grouped by depth (benchmarks/cppn_render.py), and it makes a
-genome's pixels independent of the batch it is rendered in.
+mutations and JSON: :mod:`evofool.genomes.cppn_graph`). Rendering compiles each graph into
+an op list and evaluates it over the whole pixel grid with in-place torch and NumPy ops on
+reused planes, one genome after another: on 2 CPU cores this was 1.8 to 3 times faster than
+one batch across genomes grouped by depth (benchmarks/cppn_render.py), and it makes a
+genome's pixels independent of the batch it is rendered in. In the MNIST run a child costs
+about as much to mutate, compile and render (benchmarks/cppn_loop.py) as LeNet takes to
+score it, so those three steps work on the graphs' dicts, not through networkx's views.
 
 Inputs. Pixels are sampled at their centres, so a genome is one continuous picture over the
 image square and renders the same at 28, 256 or 1024 pixels (at sizes that are odd multiples
@@ -139,28 +141,25 @@ def evaluate_program(program: Program, planes: list[torch.Tensor],
     for target, sources, weights, constant, code in program.ops:
         plane = planes[target]
         array = arrays[target]
-        multiply(arrays[sources[0]], weights[0], out=array)
+        np.multiply(arrays[sources[0]], weights[0], out=array)
         for i in range(1, len(sources)):
             plane.add_(planes[sources[i]], alpha=weights[i])
         if constant:
-            add(array, constant, out=array)
+            np.add(array, constant, out=array)
         if code == SINE:
             plane.sin_()
         elif code == HALF_TANH:
             plane.tanh_()  # bipolar sigmoid: its inputs were halved at compile time
         elif code == GAUSSIAN:
-            square(array, out=array)
-            negative(array, out=array)
+            np.square(array, out=array)
+            np.negative(array, out=array)
             plane.exp_()
         else:  # linear: clip(p, -3, 3) / 3
             plane.clamp_(-3.0, 3.0)
-            divide(array, 3.0, out=array)
+            np.divide(array, 3.0, out=array)
     for channel, constant in enumerate(program.constants):
         if constant is not None:
             planes[3 + channel].fill_(constant)
-
-
-multiply, add, square, negative, divide = np.multiply, np.add, np.square, np.negative, np.divide
 
 
 # --- colour (in place on (B, 3, pixels) planes) --------------------------------------------
@@ -240,7 +239,8 @@ def gc_paused(collect_young_first: bool = False):
     children are gone, freed by reference counting): collect generations 0 and 1 first, which
     costs little then and restarts the count that would otherwise trigger a generation-1
     collection, and with it a move to the oldest generation, while the new children live.
-    Together these halved the collector's time in the MNIST run (to about 1 ms a generation)."""
+    In the MNIST run the collector took about 6 ms a generation without these (a fifth of
+    the loop), 1 to 2 ms with them."""
     enabled = gc.isenabled()
     if enabled and collect_young_first:
         gc.collect(1)

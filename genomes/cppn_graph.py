@@ -21,6 +21,11 @@ have no activation gene and nodes no activation parameter (the code mutates both
 an added connection that already exists is skipped (the code adds a parallel link, which a
 DiGraph cannot hold); a weight outside [-limit, limit] (possible only in a hand-written JSON
 genome) is clipped into it when the genome is mutated.
+
+A population is mutated at once (:func:`mutate_graphs`): the same operators, rates and
+distributions as one child at a time, with the random numbers drawn in a few arrays for all
+the children (a uniform choice among k items is the item at floor(u * k)); the stream
+therefore differs from mutating the children one by one, and is fixed by the seed.
 """
 from __future__ import annotations
 
@@ -102,20 +107,20 @@ def _copy_graphs(graphs) -> tuple[list[nx.DiGraph], list[dict], list[dict]]:
     children: list[nx.DiGraph] = []
     edge_data: list[dict] = []
     node_data: list[dict] = []
-    add_edge, add_node = edge_data.append, node_data.append
+    keep_edge, keep_node = edge_data.append, node_data.append
     for graph in graphs:
         nodes = {}
         for node, data in graph._node.items():
             data = nodes[node] = data.copy()
             if data["kind"] != "input":
-                add_node(data)
+                keep_node(data)
         succ: dict = {}
         pred: dict = {node: {} for node in graph._pred}
         for source, targets in graph._succ.items():
             out = succ[source] = {}
             for target, data in targets.items():
                 out[target] = pred[target][source] = data = data.copy()
-                add_edge(data)
+                keep_edge(data)
         cls = graph.__class__
         if cls is nx.DiGraph and _PLAIN_DIGRAPH:
             copy = object.__new__(cls)
@@ -137,8 +142,8 @@ _UNIFORMS = 11
 
 
 def _pick(items: list, u: float):
-    """The item at floor(u * len) for a uniform u in [0, 1): a uniform choice (the min()
-    guards the rounding of u * len up to len when u is within 2^-53 of 1)."""
+    """The item at floor(u * len) for a uniform u in [0, 1): a uniform choice. (In binary64
+    u * k < k for every u < 1 and integer k < 2^53; the min() is only a guard.)"""
     return items[min(int(u * len(items)), len(items) - 1)]
 
 

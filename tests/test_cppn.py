@@ -1,6 +1,7 @@
 """CPPN genomes: the released code's mutations, pinned pixel semantics, any-size rendering,
 safe saving, re-rendering to PNG, and a whole MAP-Elites run."""
 import colorsys
+import gc
 import io
 import json
 import math
@@ -21,7 +22,8 @@ from evofool.errors import EvofoolError
 from evofool.genomes.contract import check_genome_type
 from evofool.genomes.cppn import (CppnGenome, CppnParams, as_population, genome_from_json,
                                   genome_hash, genome_to_json)
-from evofool.genomes.cppn_graph import INPUTS, canonical_json, check_graph, mutate_graph
+from evofool.genomes.cppn_graph import (ACTIVATIONS, INPUTS, activate_scalar, canonical_json,
+                                        check_graph, compile_graph, copy_graph, mutate_graph)
 from evofool.genomes.registry import get_genome_type
 from evofool.render import render_to_png, save_genome_json
 from evofool.run import run_experiment
@@ -167,6 +169,92 @@ def test_weight_mutation_moves_about_a_tenth_of_weights_in_gene_space():
     assert 0.5 < np.median(steps) < 1.2  # paper.md: median step about 0.85 weight units
 
 
+def test_activations_and_structural_operators_fire_at_their_rates():
+    """The population is mutated with a few arrays of random numbers: each operator still
+    fires at its rate, independently per child, and picks uniformly."""
+    off = dict(weight_mutation_rate=0, activation_mutation_rate=0, add_connection_rate=0,
+               delete_connection_rate=0, add_node_rate=0, delete_node_rate=0)
+    _, grown = grown_population(n=80, steps=15, seed=11)
+    grown = [g for g in grown if g.number_of_edges() and
+             any(kind == "hidden" for _, kind in g.nodes(data="kind"))]
+    assert len(grown) >= 40
+    parents = as_population(grown[:40] * 50)  # 2,000 children of parents with hidden nodes
+
+    def children(**rates):
+        return CppnGenome(CppnParams(**{**off, **rates}), 1, (28, 28)).mutate(
+            parents, np.random.default_rng(12), generation=1)
+
+    def kinds(graph):
+        return dict(graph.nodes(data="activation"))
+
+    pairs = [(kinds(p), kinds(c)) for p, c in zip(parents, children(activation_mutation_rate=0.1))]
+    resampled = [c[n] for p, c in pairs for n in c if n not in INPUTS]
+    changed = np.mean([p[n] != c[n] for p, c in pairs for n in c if n not in INPUTS])
+    assert 0.06 < changed < 0.09  # 0.1 resampled, a quarter of them to the same activation
+    assert all(abs(resampled.count(a) / len(resampled) - 0.25) < 0.1 for a in ACTIVATIONS)
+
+    new_hidden = [len(c) - len(p) for p, c in zip(parents, children(add_node_rate=0.5))]
+    assert set(new_hidden) <= {0, 1} and 0.45 < np.mean(new_hidden) < 0.55
+    lost = [p.number_of_edges() - c.number_of_edges()
+            for p, c in zip(parents, children(delete_connection_rate=0.3))]
+    assert set(lost) <= {0, 1} and 0.26 < np.mean(lost) < 0.34
+    gained = [c.number_of_edges() - p.number_of_edges()
+              for p, c in zip(parents, children(add_connection_rate=0.5))]
+    assert set(gained) <= {0, 1} and 0.3 < np.mean(gained) <= 0.5  # existing links are skipped
+    deleted = [len(p) - len(c) for p, c in zip(parents, children(delete_node_rate=0.2))]
+    assert set(deleted) <= {0, 1} and 0.16 < np.mean(deleted) < 0.24
+    # the deleted connection is uniform over the parent's edges: mean position 1/2
+    positions = []
+    for parent, child in zip(parents, children(delete_connection_rate=1)):
+        edges = list(parent.edges)
+        (gone,) = set(edges) - set(child.edges)
+        positions.append((edges.index(gone) + 0.5) / len(edges))
+    assert 0.46 < np.mean(positions) < 0.54
+
+
+def test_a_uniform_pick_never_runs_past_the_last_item():
+    from evofool.genomes.cppn_graph import _pick, _pick_edge
+    below_one = float(np.nextafter(1.0, 0.0))  # the largest uniform
+    assert _pick([0, 1, 2], below_one) == 2 and _pick([0, 1, 2], 0.0) == 0
+    graph = make_graph({"out0": "sine"}, [("x", "out0", 1.0), ("y", "out0", 1.0),
+                                          ("d", "out0", 1.0)])
+    assert _pick_edge(graph, below_one) == ("d", "out0")
+    assert [_pick_edge(graph, u) for u in (0.0, 0.34, 0.67)] == list(graph.edges)
+    assert _pick_edge(make_graph({"out0": "sine"}, []), 0.5) is None
+
+
+def test_copy_graph_is_graph_copy_with_fresh_attribute_dicts():
+    class Tagged(nx.DiGraph):
+        pass
+
+    _, population = grown_population(n=6, steps=20, channels=3, seed=6)
+    tagged = Tagged(population[0])
+    tagged.graph["note"] = "kept"
+    for graph in [*population, tagged]:
+        copy, expected = copy_graph(graph), graph.copy()
+        assert type(copy) is type(graph) and copy.graph == expected.graph
+        assert list(copy.nodes(data=True)) == list(expected.nodes(data=True))
+        assert list(copy.edges(data=True)) == list(expected.edges(data=True))
+        assert [list(copy.pred[n]) for n in copy] == [list(expected.pred[n]) for n in expected]
+        assert all(copy.nodes[n] is not graph.nodes[n] for n in graph)
+        assert all(copy.edges[e] is not graph.edges[e] and copy.edges[e] is copy.pred[e[1]][e[0]]
+                   for e in graph.edges)
+        copy.add_edge("x", "new", weight=1.0)
+        copy.nodes["out0"]["activation"] = "changed"
+        assert "new" not in graph and graph.nodes["out0"]["activation"] != "changed"
+
+
+def test_mutation_and_rendering_leave_the_garbage_collector_as_they_found_it():
+    genome, population = grown_population(n=4, steps=3)
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            genome.render(genome.mutate(population, np.random.default_rng(0), generation=1))
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+
+
 # --- pixel semantics (golden images) -------------------------------------------------------
 
 @pytest.mark.parametrize("activation,expected", [
@@ -219,6 +307,83 @@ def test_a_hidden_chain_computes_weighted_sums_in_topological_order():
     d = np.sqrt(xn[None, :] ** 2 + xn[:, None] ** 2)
     p = 2.5 * np.sin(0.7 * x)[None, :] - 0.4 + 1.3 * d
     assert np.allclose(image, np.abs(2 / (1 + np.exp(-p)) - 1), atol=2e-6)
+
+
+def reference_program(graph):
+    """compile_graph as networkx spells it: the nodes that reach an output, in the
+    lexicographical topological order by node position, registers reused once dead."""
+    position = {node: i for i, node in enumerate(graph.nodes)}
+    outputs = sorted((n for n, k in graph.nodes(data="kind") if k == "output"),
+                     key=lambda n: int(n[3:]))
+    needed = set(outputs).union(*(nx.ancestors(graph, o) for o in outputs))
+    order = [n for n in nx.lexicographical_topological_sort(graph, key=position.__getitem__)
+             if n in needed and graph.nodes[n]["kind"] != "input"]
+    last_use = {s: step for step, n in enumerate(order) for s in graph.pred[n]}
+    constant, register = {"bias": 1.0}, {"x": 0, "y": 1, "d": 2}
+    register.update({n: 3 + c for c, n in enumerate(outputs)})
+    free, count, ops = [], 3 + len(outputs), []
+    for step, node in enumerate(order):
+        sources = sorted(graph.pred[node], key=position.__getitem__)
+        code = ACTIVATIONS.index(graph.nodes[node]["activation"])
+        offset = math.fsum(graph.edges[s, node]["weight"] * constant[s]
+                           for s in sources if s in constant)
+        planes = [s for s in sources if s not in constant]
+        if not planes:
+            constant[node] = activate_scalar(code, offset)
+            continue
+        if node not in register:
+            register[node], count = (free.pop(), count) if free else (count, count + 1)
+        weights = [graph.edges[s, node]["weight"] for s in planes]
+        if code == 1:  # bipolar sigmoid: tanh of the halved sum
+            weights, offset = [0.5 * w for w in weights], 0.5 * offset
+        ops.append((register[node], tuple(register[s] for s in planes), tuple(weights),
+                    offset, code))
+        free += [register[s] for s in planes
+                 if last_use[s] == step and graph.nodes[s]["kind"] == "hidden"]
+    return ops, [constant.get(n) for n in outputs], count
+
+
+def reference_pixels(genome, population):
+    """Raw outputs by the plain torch ops (p = w0 * s0; p += w * s; p += c; activation), the
+    rendering as it was before it was tuned, then the genome type's |o|, 8 bits and colour."""
+    inputs = genome.inputs(*genome.size)
+    images = torch.empty((len(population), genome.channels, inputs.shape[1]))
+    for image, graph in zip(images, population):
+        ops, constants, count = reference_program(graph)
+        planes = [*inputs, *image, *torch.empty((count, inputs.shape[1]))]
+        for target, sources, weights, offset, code in ops:
+            plane = torch.mul(planes[sources[0]], weights[0], out=planes[target])
+            for source, weight in zip(sources[1:], weights[1:]):
+                plane.add_(planes[source], alpha=weight)
+            if offset:
+                plane.add_(offset)
+            if code == 0:
+                plane.sin_()
+            elif code == 1:
+                plane.tanh_()
+            elif code == 2:
+                plane.square_().neg_().exp_()
+            else:
+                plane.clamp_(-3.0, 3.0).div_(3.0)
+        for c, value in enumerate(constants):
+            if value is not None:
+                image[c] = value
+    genome._finish(images, None)
+    return images.view(len(population), genome.channels, *genome.size)
+
+
+@pytest.mark.parametrize("channels,params", [(1, {}), (3, {}), (3, {"color_space": "hls"}),
+                                             (1, {"quantize": False})])
+def test_compiled_programs_and_pixels_match_a_plain_networkx_and_torch_reference(channels,
+                                                                                  params):
+    genome, population = grown_population(n=40, steps=40, channels=channels, seed=channels,
+                                          **params)
+    for graph in population:
+        program = compile_graph(graph)
+        ops, constants, count = reference_program(graph)
+        assert (list(program.ops), list(program.constants), program.registers) == \
+            (ops, constants, count)
+    assert torch.equal(genome.render(population), reference_pixels(genome, population))
 
 
 def colour_graph(values):

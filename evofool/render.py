@@ -17,14 +17,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from evofool.archive_store import ARCHIVE_JSON, genome_type_from_json, load_archive, png_name
+from evofool.config import validate_experiment
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_png
+from evofool.fitness.registry import build_target, resolve_device
 from evofool.genomes.base import GenomeType
 from evofool.genomes.cppn_graph import check_graph, genome_to_json
 from evofool.montage import to_uint8
+from evofool.run_data import read_run
 
 GENOME_FORMAT_VERSION = 1
 _PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
@@ -142,3 +147,31 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
             _write_image(path, image)
             written.append(path)
     return written
+
+
+def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto") -> list[dict]:
+    """Is a large render of each elite the picture that was scored? Per filled class of the
+    run: the run's model's confidence in the elite rendered at the scored size, and in the
+    elite rendered at ``size`` x ``size`` and averaged back down to the scored size (area
+    average, as a person sees a large picture from afar), plus the mean absolute pixel
+    difference of the two scored-size images (pixels in [0, 1]).
+
+    For CPPNs on ``picbreeder`` coordinates both stay put; on the released code's raw pixel
+    indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
+    run = read_run(run_dir)
+    experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run")
+    target = build_target(experiment.model.spec, resolve_device(device),
+                          experiment.model.weights_path, **experiment.model.target_options())
+    archive, genome_type = run.archive, run.genome_type
+    cells = np.flatnonzero(archive.filled)
+    rows = []
+    for cell in cells:
+        genome = archive.genomes[cell:cell + 1]
+        scored = genome_type.render(genome)
+        large = genome_type.render(genome, size=(size, size))
+        down = F.adaptive_avg_pool2d(large, scored.shape[-2:])
+        both = target.scores(torch.cat([scored, down]))
+        rows.append({"class": int(archive.class_ids[cell]), "name": archive.class_names[cell],
+                     "confidence": float(both[0, cell]), "large_confidence": float(both[1, cell]),
+                     "mean_abs_pixel_difference": float((down - scored).abs().mean())})
+    return rows

@@ -7,6 +7,7 @@ and, when the run stops, ``archive/`` (archive.json, elites.npz, a PNG per class
 """
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from dataclasses import dataclass
@@ -110,6 +111,9 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
         save_checkpoint(checkpoint_path, {**info, "wall_time": elapsed()}, arrays)
 
     finished = False
+    # The objects alive now (torch, the model) never become garbage; frozen, the collector's
+    # full passes skip them (a full pass over them took ~70 ms on 2 cores, several per run).
+    gc.freeze()
     try:
         if fresh:
             report = algorithm.start()
@@ -129,6 +133,7 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
         raise EvofoolError(f"interrupted at generation {algorithm.generation}; the checkpoint "
                            f"is saved: continue with 'evofool run --resume {run_dir}'") from None
     finally:
+        gc.unfreeze()
         for hook in hooks:
             hook.close()
         content = _finish(run_dir, experiment, algorithm, target, elapsed(), finished)

@@ -10,19 +10,22 @@ about as much to mutate, compile and render (benchmarks/cppn_loop.py) as LeNet t
 score it, so those three steps work on the graphs' dicts, not through networkx's views.
 
 Inputs. Pixels are sampled at their centres, so a genome is one continuous picture over the
-image square and renders the same at 28, 256 or 1024 pixels (at sizes that are odd multiples
-of the reference size, the centre pixel of each block is the reference pixel exactly).
-``d`` is the distance from the centre on coordinates normalized to [-1, 1] (d < sqrt 2) and
-``bias`` is 1. ``x`` and ``y`` follow ``coordinates``:
+image square, drawn at whatever size is asked (at sizes that are odd multiples of another,
+the centre pixel of each block is that size's pixel exactly). ``d`` is the distance from the
+centre on coordinates normalized to [-1, 1] (d < sqrt 2) and ``bias`` is 1. ``x`` and ``y``
+follow ``coordinates``:
 
-* ``code`` (default; the released code, which drives the paper's look): raw integer pixel
-  indices ``0..reference_size-1``; at another size, x = (column + 0.5) * reference / size - 0.5,
+* ``picbreeder`` (default): x, y in [-1, 1] (left/top to right/bottom), as Picbreeder draws.
+  Weights up to 10 give a few stripes across the image, so what the classifier sees at 28 px
+  is the picture itself, and a 1024 px render is the same picture, sharper (averaged back
+  down to 28 px, the MNIST run's elites keep their class and confidence: docs/BENCHMARKS.md).
+* ``code`` (the released code, which drives the paper's look): raw integer pixel indices
+  ``0..reference_size-1``; at another size, x = (column + 0.5) * reference / size - 0.5,
   which is the column index at the reference size. ``reference_size`` defaults to the
   genome's own size (the target's input size: 28 for LeNet). Weights up to 10 on raw indices
   draw stripes finer than a pixel at the reference size, so the reference picture is a
   (deliberately aliased) sample of a finer pattern: a 1024 px render shows that pattern and,
   downsampled, matches the reference picture only where the genome is smooth at that scale.
-* ``picbreeder``: x, y in [-1, 1] (left/top to right/bottom), as Picbreeder draws.
 
 Outputs. Each output o becomes |o| clipped to [0, 1]; with ``quantize`` (default) as the
 code's ``int(|o| * 255)``, i.e. 8-bit channels. Gray: one output. Colour: three outputs read
@@ -71,7 +74,7 @@ class CppnParams:
     channels: int | None = field(default=None, metadata={
         "check": (lambda v: v in (1, 3), "1 or 3")})
     size: int | None = field(default=None, metadata=positive("a positive image size in pixels"))
-    coordinates: Literal["code", "picbreeder"] = "code"
+    coordinates: Literal["picbreeder", "code"] = "picbreeder"
     reference_size: int | None = field(default=None, metadata=positive(
         "a positive size in pixels (null: the genome's own size)"))
     color_space: Literal["hsv", "hls"] = "hsv"
@@ -132,12 +135,14 @@ def evaluate_program(program: Program, planes: list[torch.Tensor],
 
     A node is f(w0 * s0 + w1 * s1 + ... + constant) in float32, summed left to right with one
     rounding per step, f as the op code says. At 28 x 28 pixels an op is mostly call
-    overhead, about 1 us in torch and half that in NumPy, so each step goes to the cheaper
-    library that gives the same bits: NumPy for the exactly rounded w0 * s0, + constant,
-    squaring, negation and division (a Python float meets a float32 array as a float32 in
-    NumPy 2, as in torch); torch for the fused multiply-adds p + w * s (torch's ``add`` with
-    ``alpha`` rounds once, two NumPy ops would round twice) and for sin, tanh, exp and clamp
-    (NumPy's vectorized sin, tanh and exp differ from torch's in the last bit)."""
+    overhead, about 1 to 2 us in torch and half a microsecond in NumPy, so each step goes to
+    the cheaper library: NumPy for the exactly rounded w0 * s0, + constant, squaring,
+    negation, division and for sin, tanh and exp (a Python float meets a float32 array as a
+    float32 in NumPy 2, as in torch); torch for the fused multiply-adds p + w * s (torch's
+    ``add`` with ``alpha`` rounds once, two NumPy ops would round twice) and for clamp.
+    NumPy's float32 sin, tanh and exp give the same bits for an element whatever the array's
+    length or alignment (checked over lengths 1-1000), so a pixel does not depend on the
+    image size it is rendered at."""
     for target, sources, weights, constant, code in program.ops:
         plane = planes[target]
         array = arrays[target]
@@ -147,13 +152,13 @@ def evaluate_program(program: Program, planes: list[torch.Tensor],
         if constant:
             np.add(array, constant, out=array)
         if code == SINE:
-            plane.sin_()
+            np.sin(array, out=array)
         elif code == HALF_TANH:
-            plane.tanh_()  # bipolar sigmoid: its inputs were halved at compile time
+            np.tanh(array, out=array)  # bipolar sigmoid: its inputs were halved at compile time
         elif code == GAUSSIAN:
             np.square(array, out=array)
             np.negative(array, out=array)
-            plane.exp_()
+            np.exp(array, out=array)
         else:  # linear: clip(p, -3, 3) / 3
             plane.clamp_(-3.0, 3.0)
             np.divide(array, 3.0, out=array)

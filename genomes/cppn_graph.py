@@ -30,12 +30,10 @@ therefore differs from mutating the children one by one, and is fixed by the see
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import math
-from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import networkx as nx
 import numpy as np
@@ -51,6 +49,7 @@ INPUTS = ("x", "y", "d", "bias")
 ACTIVATIONS = ("sine", "sigmoid", "gaussian", "linear")
 ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 KINDS = ("input", "output", "hidden")
+_OUTPUTS = ("out0", "out1", "out2")  # the output ids, in channel order
 
 
 def output_id(channel: int) -> str:
@@ -407,8 +406,7 @@ def activate_scalar(activation: int, p: float) -> float:
 SINE, HALF_TANH, GAUSSIAN, LINEAR = range(4)
 
 
-@dataclass(frozen=True)
-class Program:
+class Program(NamedTuple):
     """A graph compiled for evaluation over a pixel grid.
 
     Registers are planes of pixels: 0, 1, 2 hold the inputs x, y, d; the next ``channels``
@@ -429,52 +427,50 @@ class Program:
         return len(self.constants)
 
 
+def evaluation_order(graph: nx.DiGraph) -> list:
+    """The non-input nodes that reach an output, in depth-first post-order from the outputs
+    (out0 first), each node's sources visited in node order: every node after its sources."""
+    nodes, pred = graph._node, graph._pred
+    position = None  # node positions, needed only where a node has several pending sources
+    done = dict.fromkeys(INPUTS)
+    order = []
+    for output in _OUTPUTS[:3 if "out1" in nodes else 1]:
+        stack = [output]
+        while stack:
+            node = stack[-1]
+            if node in done:
+                stack.pop()
+                continue
+            pending = [source for source in pred[node] if source not in done]
+            if not pending:
+                stack.pop()
+                done[node] = None
+                order.append(node)
+            elif len(pending) == 1:
+                stack.append(pending[0])
+            else:
+                if position is None:
+                    position = {n: i for i, n in enumerate(nodes)}
+                pending.sort(key=position.__getitem__, reverse=True)  # lowest position on top
+                stack += pending
+    return order
+
+
 def compile_graph(graph: nx.DiGraph) -> Program:
     """The op list of a (valid) graph; depends only on node order, edges and attributes.
 
-    Nodes are evaluated in the lexicographical topological order by node position (what
-    ``nx.lexicographical_topological_sort(graph, key=position)`` gives, restricted to the
-    nodes that reach an output); a node's sources are summed in node order, so the order of
-    evaluation never changes a pixel. Works on the graph's dicts: this runs once per child
-    in the evolution loop, where networkx's views and sorts cost five times as much."""
-    nodes, pred, succ = graph._node, graph._pred, graph._succ
-    position = {}
-    outputs = []
-    for i, (node, data) in enumerate(nodes.items()):
-        position[node] = i
-        if data["kind"] == "output":
-            outputs.append(node)
-    if len(outputs) > 1:
-        outputs.sort(key=lambda n: int(n[3:]))
-    # the nodes that reach an output, each with its number of sources (which reach it too)
-    waiting = {}
-    stack = outputs[:]
-    while stack:
-        node = stack.pop()
-        if node not in waiting:
-            sources = pred[node]
-            waiting[node] = len(sources)
-            stack.extend(sources)
-    # Kahn's algorithm, the ready node of lowest position first; and each source's last use
-    names = list(nodes)
-    ready = [position[n] for n, count in waiting.items() if not count]
-    heapq.heapify(ready)
-    pop, push = heapq.heappop, heapq.heappush
-    order = []
-    last_use = {}
-    while ready:
-        node = names[pop(ready)]
-        if nodes[node]["kind"] != "input":
-            step = len(order)
-            for source in pred[node]:
-                last_use[source] = step
-            order.append(node)
-        for target in succ[node]:
-            count = waiting.get(target)
-            if count is not None:
-                if count == 1:
-                    push(ready, position[target])
-                waiting[target] = count - 1
+    Nodes are evaluated in :func:`evaluation_order`; a node's sources are summed in node
+    order, so the order of evaluation never changes a pixel. Works on the graph's dicts:
+    this runs once per child in the evolution loop, where networkx's views and sorts cost
+    five times as much."""
+    nodes, pred = graph._node, graph._pred
+    order = evaluation_order(graph)
+    last_use = {}  # each value's last reader, to free its register after that step
+    for step, node in enumerate(order):
+        for source in pred[node]:
+            last_use[source] = step
+    outputs = _OUTPUTS[:3 if "out1" in nodes else 1]
+    position = None
     constant = {"bias": 1.0}  # nodes whose value is the same at every pixel
     register = {"x": 0, "y": 1, "d": 2}  # and every other node that is not constant
     count = 3
@@ -499,6 +495,8 @@ def compile_graph(graph: nx.DiGraph) -> Program:
                 offset = 0.0
         else:
             planes, weights, terms = [], [], []
+            if position is None:
+                position = {n: i for i, n in enumerate(nodes)}
             sources = sorted(edges, key=position.__getitem__)
             for source in sources:
                 reg = register.get(source)

@@ -1,0 +1,39 @@
+"""Is an elite rendered large the picture that was scored? (CPPN runs.)
+
+For every filled class of each run: the run's model's confidence in the elite at the scored
+size, and in the elite rendered at ``--size`` px and averaged back down to the scored size,
+and the mean absolute pixel difference of those two images (``evofool.render.resolution_check``).
+
+    python benchmarks/cppn_resolution.py RUN_DIR [RUN_DIR ...] [--size 1024]
+"""
+from __future__ import annotations
+
+import argparse
+
+from evofool.render import resolution_check
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="CPPN run directories")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    print(f"| run | class | confidence | {args.size} px, averaged down | mean abs pixel diff |")
+    print("|---|---|---:|---:|---:|")
+    summary = []
+    for run in args.runs:
+        rows = resolution_check(run, args.size, args.device)
+        for row in rows:
+            print(f"| {run} | {row['name']} | {row['confidence']:.6f} | "
+                  f"{row['large_confidence']:.6f} | {row['mean_abs_pixel_difference']:.3f} |")
+        kept = sum(r["large_confidence"] >= 0.9999 for r in rows)
+        worst = max(r["mean_abs_pixel_difference"] for r in rows)
+        summary.append(f"{run}: {kept}/{len(rows)} elites still >= 99.99% at {args.size} px "
+                       f"averaged down; largest mean abs pixel difference {worst:.3f}")
+    print()
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -6,8 +6,9 @@ plus a "grown" population mutated without deletions: bigger live networks, an up
 it times, best of a few repeats:
   * per-individual rendering (what ``CppnGenome.render`` does: each genome compiled and
     evaluated over the whole pixel grid with in-place torch and NumPy ops on reused planes);
-  * a batch across genomes, grouped by depth: every node of every genome at the same depth in
-    one gather + weighted sum (sources padded to the widest node) + masked activations;
+  * ``batching: by_depth`` (the strategy for GPUs, here on the CPU): every op of every genome
+    at the same depth in one gather + weighted sum (sources padded to the widest node) +
+    one call per activation (``evofool.genomes.cppn_batched``);
   * the classifier on the same 400 images, as the loop scores them (``Target.scores``):
     LeNet (lenet-mnist) at 28 x 28 gray, and at 224 x 224 RGB EfficientNet-Lite0
     (efficientnet-lite0, from the ``zoo`` extra; without it, torchvision's EfficientNet-B0
@@ -22,17 +23,13 @@ import argparse
 import math
 import time
 
-import networkx as nx
 import numpy as np
 import torch
 
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target
 from evofool.genomes.cppn import CppnGenome, CppnParams
-from evofool.genomes.cppn_graph import ACTIVATION_IDS, activate_scalar, compile_graph
-
-ACTIVATE = (torch.sin, lambda p: torch.tanh(0.5 * p), lambda p: torch.exp(-p * p),
-            lambda p: torch.clamp(p, -3.0, 3.0) / 3.0)
+from evofool.genomes.cppn_graph import compile_graph
 
 
 def population(genome: CppnGenome, n: int, mutations: int, seed: int) -> np.ndarray:
@@ -56,90 +53,6 @@ def best_times(functions, repeats: int, warm_up: bool = True) -> list[float]:
             function()
             best[i] = min(best[i], time.perf_counter() - start)
     return best
-
-
-# --- the alternative: one batch across genomes, level by level -----------------------------
-
-def layered_plan(graphs):
-    """Per depth level: (slots, sources (M, K), weights (M, K), constants (M,), activations)
-    over a value table whose rows 0-2 are x, y, d and row 3 is zeros; plus outputs."""
-    levels: dict[int, list] = {}
-    slots = 4
-    outputs = []
-    for graph in graphs:
-        position = {node: i for i, node in enumerate(graph.nodes)}
-        outs = sorted((n for n, k in graph.nodes(data="kind") if k == "output"),
-                      key=lambda n: int(n[3:]))
-        needed = set(outs).union(*(nx.ancestors(graph, o) for o in outs))
-        slot, depth, constant = {"x": 0, "y": 1, "d": 2}, {"x": 0, "y": 0, "d": 0}, {"bias": 1.0}
-        for node in nx.lexicographical_topological_sort(graph, key=position.__getitem__):
-            if node not in needed or graph.nodes[node]["kind"] == "input":
-                continue
-            sources = sorted(graph.pred[node], key=position.__getitem__)
-            act = ACTIVATION_IDS[graph.nodes[node]["activation"]]
-            offset = math.fsum(graph.edges[s, node]["weight"] * constant[s]
-                               for s in sources if s in constant)
-            planes = [s for s in sources if s not in constant]
-            if not planes:
-                constant[node] = activate_scalar(act, offset)
-                continue
-            depth[node] = 1 + max(depth[s] for s in planes)
-            slot[node] = slots
-            slots += 1
-            levels.setdefault(depth[node], []).append(
-                (slot[node], [slot[s] for s in planes],
-                 [graph.edges[s, node]["weight"] for s in planes], offset, act))
-        outputs.append([(slot.get(o, -1), constant.get(o, 0.0)) for o in outs])
-    plan = []
-    for level in sorted(levels):
-        nodes = levels[level]
-        width = max(len(n[1]) for n in nodes)
-        src = torch.full((len(nodes), width), 3, dtype=torch.long)
-        weights = torch.zeros((len(nodes), width))
-        for i, (_, s, w, _, _) in enumerate(nodes):
-            src[i, :len(s)] = torch.tensor(s)
-            weights[i, :len(w)] = torch.tensor(w)
-        plan.append((torch.tensor([n[0] for n in nodes]), src, weights,
-                     torch.tensor([n[3] for n in nodes], dtype=torch.float32),
-                     torch.tensor([n[4] for n in nodes])))
-    return plan, slots, outputs
-
-
-def render_layered(genome: CppnGenome, pop: np.ndarray, size: tuple[int, int],
-                   max_floats: int = 1 << 25) -> torch.Tensor:
-    height, width = size
-    pixels = height * width
-    inputs = genome.inputs(height, width)
-    images = torch.empty((len(pop), genome.channels, pixels))
-    work = torch.empty((1, 7, pixels)) if genome.channels == 3 else None
-    per_genome = max(1, max_floats // (pixels * 24))
-    for start in range(0, len(pop), per_genome):
-        chunk = pop[start:start + per_genome]
-        plan, slots, outputs = layered_plan(chunk)
-        values = torch.empty((slots, pixels))
-        values[:3] = inputs
-        values[3] = 0.0
-        for node_slots, src, weights, constants, acts in plan:
-            total = values[src[:, 0]] * weights[:, :1]
-            for k in range(1, src.shape[1]):
-                total.addcmul_(values[src[:, k]], weights[:, k:k + 1])
-            total += constants[:, None]
-            for act in range(4):
-                mask = acts == act
-                if mask.any():
-                    values[node_slots[mask]] = ACTIVATE[act](total[mask])
-        for i, outs in enumerate(outputs):
-            for c, (s, const) in enumerate(outs):
-                if s >= 0:
-                    images[start + i, c] = values[s]
-                else:
-                    images[start + i, c] = const
-    if pixels <= 64 * 64:  # the same finishing as CppnGenome.render
-        genome._finish(images, None)
-    else:
-        for image in images:
-            genome._finish(image[None], work)
-    return images.view(len(pop), genome.channels, height, width)
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -183,10 +96,10 @@ def main() -> None:
             live = np.mean([len(p.ops) for p in programs])
             nodes = np.mean([len(g) for g in pop])
             images = genome.render(pop)
-            differ = (render_layered(genome, pop, (size, size)) != images).float().mean().item()
+            by_depth = CppnGenome(CppnParams(batching="by_depth", **extra), channels, (size, size))
+            differ = (by_depth.render(pop) != images).float().mean().item()
             per_individual, layered = best_times(
-                [lambda: genome.render(pop), lambda: render_layered(genome, pop, (size, size))],
-                args.repeats)
+                [lambda: genome.render(pop), lambda: by_depth.render(pop)], args.repeats)
             if size not in classifier_time:
                 name, score = classifiers[size]
                 score(images[:8])  # warm-up
@@ -202,8 +115,8 @@ def main() -> None:
     for label, nodes, live, per, lay, differ, name, clf in rows:
         print(f"{label:<22}{nodes:>6.1f}{live:>9.1f}{per * 1e3:>10.1f}ms{lay * 1e3:>8.1f}ms"
               f"{differ:>8.1%}{clf * 1e3:>10.1f}ms{per / clf:>11.1%}  {name}")
-    print("\nper-indiv. = CppnGenome.render (the shipped strategy); layered = one batch across "
-          "genomes by depth;\ndiffer = share of pixels where the two disagree (float rounding "
+    print("\nper-indiv. = CppnGenome.render on the CPU (batching: per_genome); layered = "
+          "batching: by_depth;\ndiffer = share of pixels where the two disagree (float rounding "
           "order); times are the best of the repeats.")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 
@@ -16,7 +17,10 @@ def confidence_label(confidence: float | None, decimals: int = 2) -> str:
 
 
 def to_uint8(images) -> np.ndarray:
-    """(N, C, H, W) floats in [0, 1] -> (N, H, W, C) uint8 (how a PNG stores them)."""
+    """(N, C, H, W) floats in [0, 1] (an array, or a tensor on any device) -> (N, H, W, C)
+    uint8 (how a PNG stores them)."""
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu()
     array = np.asarray(images, dtype=np.float32)
     return np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8).transpose(0, 2, 3, 1)
 

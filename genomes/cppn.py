@@ -3,7 +3,7 @@
 A population is a 1-D NumPy object array of ``networkx.DiGraph`` genomes (graph structure,
 mutations and JSON: :mod:`evofool.genomes.cppn_graph`). Rendering compiles each graph into
 an op list and evaluates it over the whole pixel grid with in-place torch and NumPy ops on
-reused planes, one genome after another: on 2 CPU cores this was 2.5 to 5 times faster than
+reused planes, one genome after another: on 2 CPU cores this was 1.3 to 4.4 times faster than
 one batch across genomes grouped by depth (benchmarks/cppn_render.py), and it makes a
 genome's pixels independent of the batch it is rendered in. With ``render_device`` set to a
 GPU (or ``batching: by_depth``) the same op lists are evaluated a depth level at a time for
@@ -55,15 +55,15 @@ import networkx as nx
 import numpy as np
 import torch
 
+from evofool.config import DEVICE_PATTERN
+from evofool.errors import EvofoolError
+from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
+from evofool.genomes.cppn_batched import evaluate_batched
 from evofool.genomes.cppn_graph import (ACTIVATIONS, GAUSSIAN, HALF_TANH, SINE, Program,
                                         canonical_json, compile_graph,
                                         genome_from_json, genome_hash, genome_to_json,
                                         mutate_graphs, random_graph)
-from evofool.config import DEVICE_PATTERN
-from evofool.errors import EvofoolError
-from evofool.fitness.registry import resolve_device
-from evofool.genomes.cppn_batched import evaluate_batched
 from evofool.schema import non_negative, positive, probability
 
 __all__ = ["CppnGenome", "CppnParams", "as_population", "genome_from_json", "genome_hash",
@@ -299,8 +299,9 @@ class CppnGenome(GenomeType):
         self._inputs: dict[tuple[int, int], torch.Tensor] = {}
         try:
             self.device = resolve_device(params.render_device)
-        except EvofoolError as exc:
-            raise EvofoolError(f"genome.render_device: {exc}") from None
+        except EvofoolError:
+            raise EvofoolError(f"genome.render_device '{params.render_device}': no CUDA GPU "
+                               "is available here (use cpu or auto)") from None
         if params.batching == "per_genome" and self.device.type != "cpu":
             raise EvofoolError(f"genome.batching: per_genome runs on the CPU only, not on "
                                f"render_device '{params.render_device}' (use auto or by_depth)")

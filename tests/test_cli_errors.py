@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from evofool.cli import main
-from conftest import small_experiment
 
 
 def run_cli(capsys, *args) -> tuple[int, str]:

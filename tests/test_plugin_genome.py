@@ -1,7 +1,5 @@
 """A genome type defined outside the package joins through the documented routes, with no
 edit to the package: a dotted path in the YAML, or an ``evofool.genomes`` entry point."""
-import sys
-
 from evofool.archive_store import export_archive, load_archive
 from evofool.config import load_experiment
 from evofool.genomes.contract import check_genome_type

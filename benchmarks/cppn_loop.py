@@ -18,14 +18,13 @@ rounds of mutation (default 40 and 150: a mid-run and a late-run population).
 from __future__ import annotations
 
 import argparse
-import math
-import time
 
 import numpy as np
 import torch
 
 from evofool.genomes.cppn import CppnGenome, CppnParams
 from evofool.genomes.cppn_graph import compile_graph
+from timing import best_times  # benchmarks/timing.py
 
 
 def grown(genome: CppnGenome, n: int, mutations: int, seed: int = 0) -> np.ndarray:
@@ -43,17 +42,6 @@ def from_run(run_dir: str, n: int, seed: int = 0) -> tuple[CppnGenome, np.ndarra
     return genome, elites[np.random.default_rng(seed).integers(len(elites), size=n)]
 
 
-def best_times(functions, repeats: int) -> list[float]:
-    """Best wall time of each function over interleaved rounds (the machine is shared)."""
-    best = [math.inf] * len(functions)
-    for _ in range(repeats):
-        for i, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
 def measure(label: str, genome: CppnGenome, parents: np.ndarray, repeats: int) -> None:
     rng = np.random.default_rng(1)
     children = genome.mutate(parents, rng, generation=1)
@@ -64,7 +52,7 @@ def measure(label: str, genome: CppnGenome, parents: np.ndarray, repeats: int) -
         lambda: [compile_graph(g) for g in children],
         lambda: genome.render(children),
         lambda: genome.render(genome.mutate(parents, rng, generation=1)),
-    ], repeats)
+    ], repeats, warm_up=False)
     nodes = np.mean([len(g) for g in children])
     edges = np.mean([g.number_of_edges() for g in children])
     ops = np.mean([len(compile_graph(g).ops) for g in children])

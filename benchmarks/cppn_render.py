@@ -20,8 +20,6 @@ Prints a table with the render/classifier ratio (the target at 224 px is <= 10%)
 from __future__ import annotations
 
 import argparse
-import math
-import time
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target
 from evofool.genomes.cppn import CppnGenome, CppnParams
 from evofool.genomes.cppn_graph import compile_graph
+from timing import best_times  # benchmarks/timing.py
 
 
 def population(genome: CppnGenome, n: int, mutations: int, seed: int) -> np.ndarray:
@@ -38,21 +37,6 @@ def population(genome: CppnGenome, n: int, mutations: int, seed: int) -> np.ndar
     for _ in range(mutations):
         pop = genome.mutate(pop, rng, generation=1)
     return pop
-
-
-def best_times(functions, repeats: int, warm_up: bool = True) -> list[float]:
-    """Best wall time of each function over ``repeats`` interleaved rounds (the machine is
-    shared: interleaving spreads the neighbours' load over all candidates alike)."""
-    if warm_up:
-        for function in functions:
-            function()  # warm-up
-    best = [math.inf] * len(functions)
-    for _ in range(repeats):
-        for i, function in enumerate(functions):
-            start = time.perf_counter()
-            function()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 # --- the table -------------------------------------------------------------------------------

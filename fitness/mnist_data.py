@@ -32,40 +32,35 @@ def _read_gz(path: Path) -> bytes:
         raise ValueError(f"{path}: not a readable gzip file ({error})") from None
 
 
-def read_idx_images(path: str | os.PathLike) -> np.ndarray:
-    """Read a gzip IDX3 image file into a uint8 array of shape (count, rows, cols)."""
+def _read_idx(path: str | os.PathLike, magic: int, ndim: int, what: str) -> np.ndarray:
+    """The uint8 payload of a gzip IDX file with ``ndim`` dimensions, shaped by its header;
+    ``what``: "image" or "label", for the messages."""
     path = Path(path)
     data = _read_gz(path)
-    if len(data) < 16:
-        raise ValueError(f"{path}: too short for an IDX image header (need 16 bytes, "
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: too short for an IDX {what} header (need {header} bytes, "
                          f"got {len(data)})")
-    magic, count, rows, cols = np.frombuffer(data, dtype=">u4", count=4)
-    if magic != IMAGES_MAGIC:
-        raise ValueError(f"{path}: bad magic number {magic} (expected {IMAGES_MAGIC} "
-                         f"for IDX uint8 images)")
-    expected = 16 + int(count) * int(rows) * int(cols)
+    found, *shape = (int(v) for v in np.frombuffer(data, dtype=">u4", count=1 + ndim))
+    if found != magic:
+        raise ValueError(f"{path}: bad magic number {found} (expected {magic} "
+                         f"for IDX uint8 {what}s)")
+    expected = header + int(np.prod(shape))
     if len(data) != expected:
-        raise ValueError(f"{path}: expected {expected} bytes for {count} images of "
-                         f"{rows}x{cols}, got {len(data)}")
-    pixels = np.frombuffer(data, dtype=np.uint8, offset=16)
-    return pixels.reshape(int(count), int(rows), int(cols)).copy()
+        sizes = f" of {'x'.join(map(str, shape[1:]))}" if ndim > 1 else ""
+        raise ValueError(f"{path}: expected {expected} bytes for {shape[0]} {what}s{sizes}, "
+                         f"got {len(data)}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+
+
+def read_idx_images(path: str | os.PathLike) -> np.ndarray:
+    """Read a gzip IDX3 image file into a uint8 array of shape (count, rows, cols)."""
+    return _read_idx(path, IMAGES_MAGIC, 3, "image")
 
 
 def read_idx_labels(path: str | os.PathLike) -> np.ndarray:
     """Read a gzip IDX1 label file into a uint8 array of shape (count,)."""
-    path = Path(path)
-    data = _read_gz(path)
-    if len(data) < 8:
-        raise ValueError(f"{path}: too short for an IDX label header (need 8 bytes, "
-                         f"got {len(data)})")
-    magic, count = np.frombuffer(data, dtype=">u4", count=2)
-    if magic != LABELS_MAGIC:
-        raise ValueError(f"{path}: bad magic number {magic} (expected {LABELS_MAGIC} "
-                         f"for IDX uint8 labels)")
-    if len(data) != 8 + int(count):
-        raise ValueError(f"{path}: expected {8 + int(count)} bytes for {count} labels, "
-                         f"got {len(data)}")
-    labels = np.frombuffer(data, dtype=np.uint8, offset=8).copy()
+    labels = _read_idx(path, LABELS_MAGIC, 1, "label")
     if labels.size and labels.max() > 9:
         raise ValueError(f"{path}: label {labels.max()} out of range (expected digits 0-9)")
     return labels

@@ -25,7 +25,7 @@ from deap import base, creator, tools
 
 from evofool.config import load_experiment
 from evofool.evaluation import BatchEvaluator
-from evofool.fitness.registry import build_target, resolve_device
+from evofool.fitness.registry import resolve_device
 from evofool.run import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,8 +113,7 @@ def main(argv: list[str]) -> None:
         experiment = load_experiment(path, ["log.progress=false", f"output_dir={tmp}/run",
                                             *overrides])
         loop_rate, evaluations, batches = full_loop(experiment)
-        target = build_target(experiment.model.spec, resolve_device(experiment.device),
-                              experiment.model.weights_path, **experiment.model.target_options())
+        target = experiment.model.build_target(resolve_device(experiment.device))
         classifier_rate = classifier_only(target, batches)
         deap_rate = textbook_deap(target, offspring=experiment.algorithm.offspring)
     print(f"experiment: {path} {' '.join(overrides)}")

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 
 from evofool.errors import EvofoolError
+from evofool.fitness.registry import build_target
+from evofool.fitness.target import Target
 from evofool.ga import GeneticAlgorithm
 from evofool.genomes.registry import get_genome_type
 from evofool.map_elites import MapElites
@@ -39,10 +42,11 @@ class ModelConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the forward pass
     channels_last: bool = False
 
-    def target_options(self) -> dict:
-        """The keyword arguments of ``build_target`` besides spec, device and weights."""
-        return {"classes": self.classes, "crops": self.crops, "precision": self.precision,
-                "channels_last": self.channels_last}
+    def build_target(self, device: torch.device) -> Target:
+        """The classifier these keys describe, on ``device`` (one-line EvofoolError if bad)."""
+        return build_target(self.spec, device, self.weights_path, classes=self.classes,
+                            crops=self.crops, precision=self.precision,
+                            channels_last=self.channels_last)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from evofool.archive_store import ARCHIVE_JSON, genome_type_from_json, load_arch
 from evofool.config import validate_experiment
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_png
-from evofool.fitness.registry import build_target, resolve_device
+from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
 from evofool.genomes.cppn_graph import check_graph, genome_to_json
 from evofool.montage import to_uint8
@@ -160,8 +160,7 @@ def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto"
     indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
     run = read_run(run_dir)
     experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run")
-    target = build_target(experiment.model.spec, resolve_device(device),
-                          experiment.model.weights_path, **experiment.model.target_options())
+    target = experiment.model.build_target(resolve_device(device))
     archive, genome_type = run.archive, run.genome_type
     cells = np.flatnonzero(archive.filled)
     rows = []

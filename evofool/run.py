@@ -23,7 +23,7 @@ from evofool.config import ALGORITHMS, Experiment, apply_overrides, validate_exp
 from evofool.errors import EvofoolError
 from evofool.evaluation import BatchEvaluator
 from evofool.files import write_json, write_text
-from evofool.fitness.registry import build_target, resolve_device
+from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, ProgressBar, TensorBoardLog
 from evofool.search import SearchAlgorithm
@@ -47,8 +47,7 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     """The algorithm (with its DEAP toolbox) and the target for an experiment."""
     torch.manual_seed(experiment.seed)
     device = resolve_device(experiment.device)
-    target = build_target(experiment.model.spec, device, experiment.model.weights_path,
-                          **experiment.model.target_options())
+    target = experiment.model.build_target(device)
     genome_cls = get_genome_type(experiment.genome_type)
     genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
     classes = getattr(experiment.algorithm, "target_classes", None) or []

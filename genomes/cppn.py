@@ -317,13 +317,15 @@ class CppnGenome(GenomeType):
             return as_population(mutate_graphs(population, self.params, rng))
 
     def inputs(self, height: int, width: int) -> torch.Tensor:
-        """The (x, y, d) planes at this size, (3, height * width), cached."""
+        """The (x, y, d) planes at this size, (3, height * width), cached where they are
+        drawn (``self.device`` when batching by depth, else the CPU)."""
         key = (height, width)
         if key not in self._inputs:
             if len(self._inputs) >= 4:
                 self._inputs.clear()
-            self._inputs[key] = coordinate_inputs(height, width, self.params.coordinates,
-                                                  self.reference)[:3].contiguous()
+            planes = coordinate_inputs(height, width, self.params.coordinates, self.reference)
+            self._inputs[key] = planes[:3].contiguous().to(
+                self.device if self.by_depth else "cpu")
         return self._inputs[key]
 
     def render(self, population: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -379,7 +381,7 @@ class CppnGenome(GenomeType):
         (:mod:`evofool.genomes.cppn_batched`), in chunks that keep the value table and the
         colour conversion's scratch under _VALUES_PER_PASS floats each."""
         pixels = height * width
-        inputs = self.inputs(height, width).to(self.device)
+        inputs = self.inputs(height, width)
         images = torch.empty((len(programs), self.channels, pixels), device=self.device)
         most_genomes = max(1, _VALUES_PER_PASS // (7 * pixels))
         start = 0

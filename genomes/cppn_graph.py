@@ -49,11 +49,18 @@ INPUTS = ("x", "y", "d", "bias")
 ACTIVATIONS = ("sine", "sigmoid", "gaussian", "linear")
 ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 KINDS = ("input", "output", "hidden")
-_OUTPUTS = ("out0", "out1", "out2")  # the output ids, in channel order
 
 
 def output_id(channel: int) -> str:
     return f"out{channel}"
+
+
+_OUTPUT_IDS = tuple(output_id(c) for c in range(3))
+
+
+def _output_ids(nodes: dict) -> tuple[str, ...]:
+    """The output node ids of a valid graph (``graph._node``), in channel order."""
+    return _OUTPUT_IDS if _OUTPUT_IDS[1] in nodes else _OUTPUT_IDS[:1]
 
 
 def gene_to_weight(gene: float, limit: float) -> float:
@@ -434,7 +441,7 @@ def evaluation_order(graph: nx.DiGraph) -> list:
     position = None  # node positions, needed only where a node has several pending sources
     done = dict.fromkeys(INPUTS)
     order = []
-    for output in _OUTPUTS[:3 if "out1" in nodes else 1]:
+    for output in _output_ids(nodes):
         stack = [output]
         while stack:
             node = stack[-1]
@@ -469,7 +476,7 @@ def compile_graph(graph: nx.DiGraph) -> Program:
     for step, node in enumerate(order):
         for source in pred[node]:
             last_use[source] = step
-    outputs = _OUTPUTS[:3 if "out1" in nodes else 1]
+    outputs = _output_ids(nodes)
     position = None
     constant = {"bias": 1.0}  # nodes whose value is the same at every pixel
     register = {"x": 0, "y": 1, "d": 2}  # and every other node that is not constant

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evofool.archive import Archive
+from evofool.search.archive import Archive
 from evofool.errors import EvofoolError
 from evofool.files import read_npz, write_json, write_npz, write_png
 from evofool.genomes.base import GenomeType
@@ -29,6 +29,9 @@ FORMAT_VERSION = 1
 ARCHIVE_JSON = "archive.json"
 ELITES_NPZ = "elites.npz"
 MONTAGE_PNG = "montage.png"
+# Where and how to render once sat among the CPPN genome's keys (evofool 0.1 archives carry
+# them); they are runtime choices, so a reader drops them and renders on the CPU.
+RUNTIME_KEYS_SAVED_BEFORE = ("render_device", "batching")
 
 
 def png_name(cls: int, name: str) -> str:
@@ -131,7 +134,7 @@ def genome_type_from_json(genome: dict, image: dict, source: str) -> GenomeType:
     """Rebuild a genome type from the ``genome`` (type + params) and ``image`` (channels,
     size) entries that archive.json and genome JSON files carry; raises ValueError/KeyError
     (or EvofoolError for an unknown type or bad params, naming ``source``)."""
-    meta = dict(genome)
+    meta = {k: v for k, v in dict(genome).items() if k not in RUNTIME_KEYS_SAVED_BEFORE}
     genome_cls = get_genome_type(meta.pop("type"))
     params = from_dict(genome_cls.Params, meta, "genome", source)
     size = (int(image["size"][0]), int(image["size"][1]))

@@ -11,13 +11,19 @@ import numpy as np
 from evofool.errors import EvofoolError
 from evofool.files import read_npz, write_npz
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: counters of whole tells (ask/tell engine)
 CHECKPOINT_NAME = "checkpoint.npz"
 
 
 def save_checkpoint(path: Path, info: dict, arrays: dict[str, np.ndarray]) -> None:
     state = json.dumps({"format_version": FORMAT_VERSION, **info})
     write_npz(path, {"state": np.array(state), **arrays}, compress=False)  # written often: fast
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files of checkpoint writes that a kill -9 cut short."""
+    for stale in run_dir.glob(f".{CHECKPOINT_NAME}.*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -33,5 +39,6 @@ def load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(info, dict) or info.get("format_version") != FORMAT_VERSION:
         raise EvofoolError(f"checkpoint '{path}' has format version "
                            f"{info.get('format_version') if isinstance(info, dict) else None!r}, "
-                           f"expected {FORMAT_VERSION}")
+                           f"expected {FORMAT_VERSION} (written by another evofool version: "
+                           "start the run again)")
     return info, arrays

@@ -129,12 +129,12 @@ def _cmd_train_lenet(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from evofool.config import ALGORITHMS
     from evofool.fitness.registry import available_targets
     from evofool.genomes.registry import available_genome_types
+    from evofool.search.registry import available_algorithms
     print("models:     " + ", ".join(available_targets()))
     print("genomes:    " + ", ".join(available_genome_types()))
-    print("algorithms: " + ", ".join(ALGORITHMS))
+    print("algorithms: " + ", ".join(available_algorithms()))
     return 0
 
 
@@ -215,9 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evofool.stops import RunStopped
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except RunStopped as exc:  # the user asked for the stop: not an error
+        print(f"evofool: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C outside a run's loop (loading, writing)
+        print("evofool: interrupted", file=sys.stderr)
+        return 130
     except EvofoolError as exc:
         print(f"evofool: error: {exc}", file=sys.stderr)
         return 2

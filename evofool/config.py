@@ -16,14 +16,17 @@ import yaml
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target
 from evofool.fitness.target import Target
-from evofool.ga import GeneticAlgorithm
 from evofool.genomes.registry import get_genome_type
-from evofool.map_elites import MapElites
 from evofool.schema import from_dict, positive, to_dict
-from evofool.search import Budget
+from evofool.search.base import Budget
+from evofool.search.registry import get_algorithm
 
-ALGORITHMS = {cls.name: cls for cls in (MapElites, GeneticAlgorithm)}
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+# Older spellings of runtime keys, still read: (section or None for top level, key) -> key
+LEGACY_RUNTIME_KEYS = {(None, "device"): "device", (None, "batch_size"): "batch_size",
+                       ("genome", "render_device"): "render_device",
+                       ("genome", "batching"): "render_batching"}
 
 
 def _class_list(value: list[int]) -> bool:
@@ -58,6 +61,23 @@ class LogConfig:
 
 
 @dataclass
+class RuntimeConfig:
+    """The ``runtime:`` keys: where and how a run computes, never what it finds. Nothing here
+    is saved with an archive (any archive opens on a CPU-only machine), and a resumed run
+    may change them (results can differ in the last bits between devices and batch sizes)."""
+
+    device: str = field(default="auto", metadata={
+        "check": (DEVICE_PATTERN.match, DEVICE_CHOICES)})   # the classifier's device
+    batch_size: int = field(default=1000, metadata=positive(
+        "a positive number of images per forward pass"))
+    threads: int | None = field(default=None, metadata=positive(
+        "a positive number of CPU threads for torch, or null (torch's default)"))
+    render_device: str = field(default="cpu", metadata={
+        "check": (DEVICE_PATTERN.match, DEVICE_CHOICES + " (auto: the GPU if there is one)")})
+    render_batching: Literal["auto", "per_genome", "by_depth"] = "auto"
+
+
+@dataclass
 class Experiment:
     """A validated experiment. ``genome`` and ``algorithm`` hold the chosen type's name and
     its validated ``Params`` instance."""
@@ -70,20 +90,19 @@ class Experiment:
     algorithm: Any
     budget: Budget
     seed: int = 0
-    device: str = "auto"
-    batch_size: int = 1000
     output_dir: str = ""
     log: LogConfig = field(default_factory=LogConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict:
         """The resolved config: every key with its value, as saved into the run directory."""
         return {
-            "name": self.name, "seed": self.seed, "device": self.device,
-            "output_dir": self.output_dir, "batch_size": self.batch_size,
+            "name": self.name, "seed": self.seed, "output_dir": self.output_dir,
             "model": to_dict(self.model),
             "genome": {"type": self.genome_type, **to_dict(self.genome)},
             "algorithm": {"type": self.algorithm_type, **to_dict(self.algorithm)},
             "budget": to_dict(self.budget), "log": to_dict(self.log),
+            "runtime": to_dict(self.runtime),
         }
 
 
@@ -97,12 +116,9 @@ class _TopLevel:
     budget: Budget
     name: str | None = None
     seed: int = field(default=0, metadata={"check": (lambda v: v >= 0, "an integer >= 0")})
-    device: str = field(default="auto", metadata={
-        "check": (DEVICE_PATTERN.match, "auto, cpu, cuda, cuda:N or mps")})
-    batch_size: int = field(default=1000, metadata=positive(
-        "a positive number of images per forward pass"))
     output_dir: str | None = None
     log: LogConfig = field(default_factory=LogConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -123,8 +139,27 @@ def _expand_model_shorthand(data: dict) -> None:
         data["model"] = {"spec": data["model"]}
 
 
+def _move_legacy_runtime_keys(data: dict, source: str, overwrite: bool = False) -> None:
+    """``device`` and ``batch_size`` (top level) and ``genome.render_device`` /
+    ``genome.batching`` are the older spellings of ``runtime.*`` keys: move them there
+    (``overwrite``: an override given in the old spelling wins over the file's value)."""
+    for (section, key), new_key in LEGACY_RUNTIME_KEYS.items():
+        holder = data if section is None else data.get(section)
+        if not isinstance(holder, dict) or key not in holder:
+            continue
+        runtime = data.setdefault("runtime", {})
+        if not isinstance(runtime, dict):
+            return  # reported by validation as a bad 'runtime' value
+        old = key if section is None else f"{section}.{key}"
+        if new_key in runtime and not overwrite:
+            raise EvofoolError(f"{source}: both '{old}' and 'runtime.{new_key}' are set "
+                               f"(keep runtime.{new_key})")
+        runtime[new_key] = holder.pop(key)
+
+
 def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
     _expand_model_shorthand(data)
+    _move_legacy_runtime_keys(data, source)
     for text in overrides:
         if text.startswith("model="):  # a new model name keeps the model's other keys
             text = "model.spec=" + text[len("model="):]
@@ -139,6 +174,7 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
                 raise EvofoolError(f"{source}: override '{text}': '{where}' is not a mapping")
             node = child
         node[path[-1]] = value
+    _move_legacy_runtime_keys(data, source, overwrite=True)
     return data
 
 
@@ -168,19 +204,13 @@ def _typed_section(data: dict, key: str, source: str, lookup) -> tuple[str, type
     return type_name, cls, from_dict(cls.Params, section, key, source)
 
 
-def _algorithm_class(name: str) -> type:
-    if name not in ALGORITHMS:
-        raise EvofoolError(f"unknown algorithm '{name}' (available: {', '.join(ALGORITHMS)})")
-    return ALGORITHMS[name]
-
-
 def validate_experiment(data: dict, source: str, default_name: str) -> Experiment:
     top = from_dict(_TopLevel, data, "", source)
     model = top.model
     try:
         genome_type, _, genome = _typed_section(top.genome, "genome", source, get_genome_type)
         algorithm_type, _, algorithm = _typed_section(top.algorithm, "algorithm", source,
-                                                      _algorithm_class)
+                                                      get_algorithm)
     except EvofoolError as exc:
         message = str(exc)
         raise EvofoolError(message if message.startswith(source) else f"{source}: {message}")
@@ -190,8 +220,8 @@ def validate_experiment(data: dict, source: str, default_name: str) -> Experimen
     name = top.name or default_name
     return Experiment(name=name, model=model, genome_type=genome_type, genome=genome,
                       algorithm_type=algorithm_type, algorithm=algorithm, budget=top.budget,
-                      seed=top.seed, device=top.device, batch_size=top.batch_size,
-                      output_dir=top.output_dir or f"runs/{name}", log=top.log)
+                      seed=top.seed, output_dir=top.output_dir or f"runs/{name}",
+                      log=top.log, runtime=top.runtime)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:

@@ -12,19 +12,31 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evofool.files import write_text
-from evofool.search import GenerationReport, SearchAlgorithm
+from evofool.search.archive import IMPROVED, NEW
+from evofool.search.base import GenerationReport, SearchAlgorithm
 
 
 def generation_record(algorithm: SearchAlgorithm, report: GenerationReport,
                       wall_time: float) -> dict:
-    """One log line: per-class best (elite) and median (this batch) confidence, coverage."""
+    """One log line: the run-wide ``step`` (never resets; resume trims the log by it), the
+    algorithm's ``generation`` (and ``target_class`` for one-class searches), per-class best
+    (elite) and median (this batch) confidence, coverage, and how many candidates scored
+    NaN/inf (``nonfinite``: never added to the archive)."""
     archive = algorithm.archive
+    added = report.added
+    record = {"step": report.step, "generation": report.generation}
+    if report.target_class is not None:
+        record["target_class"] = report.target_class
+    finite = np.isfinite(report.scores).all(axis=1)
     return {
-        "generation": report.generation, "evaluations": report.evaluations,
-        "wall_time": round(wall_time, 4), "replaced": report.replaced,
+        **record, "evaluations": report.evaluations,
+        "wall_time": round(wall_time, 4), "replaced": added.cells,
+        "new": int((added.status == NEW).sum()), "improved": int((added.status == IMPROVED).sum()),
+        "nonfinite": added.nonfinite,
         **archive.summary(),
         "best": [float(c) if f else None for c, f in zip(archive.confidence, archive.filled)],
-        "batch_median": np.median(report.scores, axis=0).tolist(),
+        "batch_median": (np.median(report.scores[finite], axis=0).tolist() if finite.any()
+                         else [None] * len(archive)),
     }
 
 
@@ -37,8 +49,9 @@ class JsonLinesLog:
         self.handle = open(path, "a", encoding="utf-8")
 
     @staticmethod
-    def truncate(path: Path, last_generation: int) -> None:
-        """Keep only complete lines up to ``last_generation`` (used when resuming)."""
+    def truncate(path: Path, steps: int) -> None:
+        """Keep only the complete lines of the first ``steps`` steps (used when resuming: a
+        killed run may have logged generations past its last checkpoint)."""
         if not path.exists():
             return
         kept = []
@@ -47,7 +60,7 @@ class JsonLinesLog:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 break
-            if record.get("generation", 0) > last_generation:
+            if not isinstance(record, dict) or record.get("step", steps) >= steps:
                 break
             kept.append(line)
         write_text(path, "".join(line + "\n" for line in kept))
@@ -66,21 +79,23 @@ class ProgressBar:
     def __init__(self, total: int | None, initial: int, enabled: bool) -> None:
         self.bar = tqdm(total=total, initial=initial, unit="gen", disable=not enabled,
                         dynamic_ncols=True, desc="evolving")
+        self.nonfinite = 0
         self.last_time = 0.0
         self.last_evaluations = 0
 
     def on_generation(self, algorithm, report, wall_time: float) -> None:
         archive = algorithm.archive
+        self.nonfinite += report.added.nonfinite
         elapsed = wall_time - self.last_time
         if elapsed > 0.5 or algorithm.finished():
             rate = (report.evaluations - self.last_evaluations) / max(elapsed, 1e-9)
+            nan = f" NaN/inf scores: {self.nonfinite:,}" if self.nonfinite else ""
             self.bar.set_postfix_str(
                 f"evals/s={rate:,.0f} >=99%: {archive.coverage(0.99)}/{len(archive)} "
-                f"median={np.median(archive.confidence):.4f} min={archive.confidence.min():.4f}",
-                refresh=False)
+                f"median={np.median(archive.confidence):.4f} min={archive.confidence.min():.4f}"
+                + nan, refresh=False)
             self.last_time, self.last_evaluations = wall_time, report.evaluations
-        if report.generation > 0:  # generation 0 is the initial population
-            self.bar.update(1)
+        self.bar.update(1)
 
     def close(self) -> None:
         self.bar.close()

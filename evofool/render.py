@@ -4,12 +4,16 @@ The library behind ``evofool render SOURCE --size N --out X.png [--class K]``. A
 picture at any resolution, so an elite evolved at 28 x 28 can be printed at 1024 x 1024.
 
 A genome JSON file (written by :func:`save_genome_json`) holds everything needed to draw one
-graph genome without the run that made it::
+genome of any type without the run that made it::
 
-    {"format_version": 1,
+    {"format_version": 2,
      "genome": {"type": "cppn", ...its params...},
      "image": {"channels": 1, "size": [28, 28]},
-     "graph": {...networkx node-link data...}}
+     "genome_data": {...GenomeType.to_json(genome)...}}
+
+``genome_data`` is the type's own form: a CPPN's networkx node-link graph, and for other
+types (direct pixels, plugins) their packed arrays as ``{"dtype", "shape", "data"}``.
+Format 1 (CPPN graphs only, the graph under ``"graph"``) is still read.
 """
 from __future__ import annotations
 
@@ -27,41 +31,38 @@ from evofool.errors import EvofoolError
 from evofool.files import write_json, write_png
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
-from evofool.genomes.cppn_graph import check_graph, genome_to_json
 from evofool.montage import to_uint8
 from evofool.run_data import read_run
 
-GENOME_FORMAT_VERSION = 1
+GENOME_FORMAT_VERSION = 2  # 1: CPPN graphs only, under "graph" (still read)
 _PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
 
 
-def save_genome_json(path: str | Path, genome_type_name: str, params_dict: dict, genome,
-                     size: tuple[int, int] | None = None) -> None:
-    """Write one graph genome (a networkx DiGraph, e.g. a ``cppn`` elite) as a genome JSON
-    file, atomically. ``params_dict`` are the genome type's params (the YAML keys under
-    ``genome:``, without ``type``); ``size`` is the genome's own (height, width), which
-    fixes where the ``code`` coordinates' integer pixel indices fall (default: the params'
-    ``size`` or ``reference_size``, else 28)."""
+def save_genome_json(path: str | Path, genome_type: GenomeType, genome_type_name: str,
+                     params_dict: dict, genome) -> Path:
+    """Write one genome (``population[i]`` of ``genome_type``) as a genome JSON file,
+    atomically; returns ``path``. ``genome_type_name`` and ``params_dict`` are the type's
+    name and params as the run's ``genome:`` entry gives them (a plugin's name there may be
+    a dotted path, not ``genome_type.name``); a ``type`` key in ``params_dict`` is ignored,
+    so archive.json's ``genome`` entry can be passed as it is."""
     try:
-        check_graph(genome)
-    except ValueError as exc:
-        raise EvofoolError(f"cannot save genome to '{path}': {exc}") from None
-    params = {k: v for k, v in dict(params_dict).items() if k != "type"}
-    if size is None:
-        side = params.get("size") or params.get("reference_size") or 28
-        size = (side, side)
-    channels = sum(1 for _, kind in genome.nodes(data="kind") if kind == "output")
-    write_json(path, {
-        "format_version": GENOME_FORMAT_VERSION,
-        "genome": {"type": genome_type_name, **params},
-        "image": {"channels": channels, "size": [int(size[0]), int(size[1])]},
-        "graph": genome_to_json(genome),
-    })
+        data = genome_type.to_json(genome)
+        params = {k: v for k, v in dict(params_dict).items() if k != "type"}
+        write_json(path, {"format_version": GENOME_FORMAT_VERSION,
+                          "genome": {"type": genome_type_name, **params},
+                          "image": {"channels": int(genome_type.channels),
+                                    "size": [int(side) for side in genome_type.size]},
+                          "genome_data": data})
+    except OSError as exc:
+        raise EvofoolError(f"cannot write '{path}': {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise EvofoolError(f"cannot save genome to '{path}': {_one_line(exc)}") from None
+    return Path(path)
 
 
 def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
-    """(genome type, a population of one genome) from a genome JSON file; any problem is an
-    EvofoolError of one line that names the file."""
+    """(genome type, a population of one genome) from a genome JSON file of format 2 or 1;
+    any problem is an EvofoolError of one line that names the file."""
     path = Path(path)
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
@@ -71,20 +72,31 @@ def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
         raise EvofoolError(f"'{path}': malformed JSON ({exc.msg} at line {exc.lineno}, "
                            f"column {exc.colno})") from None
     try:
-        if not isinstance(content, dict) or "graph" not in content:
-            raise ValueError("not a genome JSON file (no 'graph' key)")
-        if content.get("format_version") != GENOME_FORMAT_VERSION:
-            raise ValueError(f"format_version {content.get('format_version')!r}, "
-                             f"expected {GENOME_FORMAT_VERSION}")
+        if not isinstance(content, dict) or not ("genome_data" in content or "graph" in content):
+            raise ValueError("not a genome JSON file (no 'genome_data' key)")
+        version = content.get("format_version")
+        if version not in (1, GENOME_FORMAT_VERSION):
+            raise ValueError(f"format_version {version!r}, expected {GENOME_FORMAT_VERSION} "
+                             "(or 1: an older CPPN file)")
+        key = "graph" if version == 1 else "genome_data"
+        if key not in content:
+            raise ValueError(f"a format {version} genome file needs a '{key}' entry")
         genome_type = genome_type_from_json(content["genome"], content["image"], str(path))
-        population = genome_type.unpack({"graphs": np.array([json.dumps(content["graph"])])})
+        if version == 1:  # a graph genome's node-link data, as its packed JSON text
+            population = genome_type.unpack({"graphs": np.array([json.dumps(content["graph"])])})
+        else:
+            population = genome_type.from_json(content["genome_data"])
     except EvofoolError as exc:
         message = str(exc)
         raise EvofoolError(message if str(path) in message else f"'{path}': {message}") from None
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise EvofoolError(f"'{path}': bad genome file ({type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        raise EvofoolError(f"'{path}': bad genome file ({_one_line(exc)})") from None
     return genome_type, population
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else repr(exc)
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
 def _write_image(path: Path, image: np.ndarray) -> None:
@@ -160,7 +172,7 @@ def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto"
     indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
     run = read_run(run_dir)
     experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run")
-    target = experiment.model.build_target(resolve_device(device))
+    target = experiment.model.build_target(resolve_device(device, "--device"))
     archive, genome_type = run.archive, run.genome_type
     cells = np.flatnonzero(archive.filled)
     rows = []

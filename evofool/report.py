@@ -31,9 +31,10 @@ def _plot_confidence(run: RunData, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    generations = np.array([r["generation"] for r in run.log])
+    # the run-wide step: the GA restarts its generation count for each target class
+    generations = np.array([r.get("step", r["generation"]) for r in run.log])
     best = np.array([[np.nan if v is None else v for v in r["best"]] for r in run.log])
-    batch = np.array([r["batch_median"] for r in run.log])
+    batch = np.array([[np.nan if v is None else v for v in r["batch_median"]] for r in run.log])
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for axis, values, title in ((axes[0], best, "best (elite) confidence per class"),
                                 (axes[1], batch, "median confidence of each generation")):
@@ -46,7 +47,8 @@ def _plot_confidence(run: RunData, path: Path) -> None:
             axis.fill_between(generations, low, high, alpha=0.3, label="10-90th percentile")
             axis.plot(generations, mid, lw=1.5, label="median over classes")
         axis.set_title(title, fontsize=10)
-        axis.set_xlabel("generation")
+        axis.set_xlabel("generation (all target classes in turn, for the GA)"
+                        if "target_class" in run.log[-1] else "generation")
         axis.set_ylim(-0.02, 1.02)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("softmax confidence")

@@ -4,6 +4,12 @@ A run directory holds: ``config.yaml`` (the resolved config), ``log.jsonl`` (one
 generation), ``checkpoint.npz`` (everything needed to resume exactly), ``run.json`` (timings),
 and, when the run stops, ``archive/`` (archive.json, elites.npz, a PNG per class) and
 ``montage.png``.
+
+A generation is ask -> ``toolbox.map(evaluate, chunks)`` -> tell (:mod:`evofool.search.base`),
+then the hooks (log line, progress bar) and, every ``log.checkpoint_every`` generations, a
+checkpoint. Ctrl-C and SIGTERM drop the generation in flight, save the state of the last
+whole one and exit 130/143; a crash while asking or scoring saves it too; kill -9 leaves the
+last periodic checkpoint. ``--resume`` from any of them repeats the uninterrupted run.
 """
 from __future__ import annotations
 
@@ -18,20 +24,24 @@ import yaml
 
 from evofool import __version__
 from evofool.archive_store import MONTAGE_PNG, save_archive
-from evofool.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from evofool.config import ALGORITHMS, Experiment, apply_overrides, validate_experiment
+from evofool.checkpoint import (CHECKPOINT_NAME, load_checkpoint, remove_stale_temporaries,
+                                save_checkpoint)
+from evofool.config import Experiment, apply_overrides, read_yaml, validate_experiment
 from evofool.errors import EvofoolError
-from evofool.evaluation import BatchEvaluator
 from evofool.files import write_json, write_text
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, ProgressBar, TensorBoardLog
-from evofool.search import SearchAlgorithm
+from evofool.search.base import SearchAlgorithm
+from evofool.search.evaluation import ChunkEvaluator
+from evofool.search.registry import get_algorithm
+from evofool.stops import RunStopped, StopRequested, StopSignals
 
 CONFIG_NAME = "config.yaml"
 LOG_NAME = "log.jsonl"
 RUN_INFO = "run.json"
-RESUME_OVERRIDABLE = ("budget.", "log.")
+# What a resume may change: how far to go, what to log, where to compute; never what is searched.
+RESUME_OVERRIDABLE = ("budget.", "log.", "runtime.", "device=", "batch_size=")
 
 
 @dataclass
@@ -44,12 +54,20 @@ class RunResult:
 
 
 def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
-    """The algorithm (with its DEAP toolbox) and the target for an experiment."""
+    """The algorithm (with its DEAP toolbox: operators, ``evaluate`` and ``map``) and the
+    target for an experiment, placed as its ``runtime`` section says."""
+    runtime = experiment.runtime
+    if runtime.threads is not None:
+        torch.set_num_threads(runtime.threads)
     torch.manual_seed(experiment.seed)
-    device = resolve_device(experiment.device)
-    target = experiment.model.build_target(device)
+    target = experiment.model.build_target(resolve_device(runtime.device))
     genome_cls = get_genome_type(experiment.genome_type)
     genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
+    try:
+        genome_type.place(resolve_device(runtime.render_device, "runtime.render_device"),
+                          runtime.render_batching)
+    except ValueError as exc:
+        raise EvofoolError(f"runtime: {exc}") from None
     classes = getattr(experiment.algorithm, "target_classes", None) or []
     bad = [c for c in classes if c not in target.class_ids]
     if bad:
@@ -57,10 +75,10 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
                   else f"model.classes {target.class_ids}")
         raise EvofoolError(f"algorithm.target_classes: {bad} not among the scored classes of "
                            f"model '{target.name}' ({scored})")
-    evaluate = BatchEvaluator(genome_type, target, experiment.batch_size)
-    algorithm = ALGORITHMS[experiment.algorithm_type](
-        experiment.algorithm, genome_type, evaluate, target.scored_names, experiment.budget,
-        experiment.seed, class_ids=target.class_ids)
+    algorithm = get_algorithm(experiment.algorithm_type)(
+        experiment.algorithm, genome_type, target.scored_names, experiment.budget,
+        experiment.seed, class_ids=target.class_ids,
+        evaluate=ChunkEvaluator(genome_type, target), chunk_size=runtime.batch_size)
     return algorithm, target
 
 
@@ -94,10 +112,10 @@ def _finish(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, t
 
 
 def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, target,
-          wall_before: float, fresh: bool) -> RunResult:
+          wall_before: float) -> RunResult:
     checkpoint_path = run_dir / CHECKPOINT_NAME
     log = JsonLinesLog(run_dir / LOG_NAME)
-    bar = ProgressBar(algorithm.total_generations, algorithm.generation, experiment.log.progress)
+    bar = ProgressBar(algorithm.total_steps, algorithm.steps, experiment.log.progress)
     hooks = (log, bar) + ((TensorBoardLog(run_dir / "tensorboard"),)
                           if experiment.log.tensorboard else ())
     started = time.perf_counter()
@@ -109,33 +127,46 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
         info, arrays = algorithm.state()
         save_checkpoint(checkpoint_path, {**info, "wall_time": elapsed()}, arrays)
 
-    finished = False
+    finished, whole, stop = False, True, None
     # The objects alive now (torch, the model) never become garbage; frozen, the collector's
     # full passes skip them (a full pass over them took ~70 ms on 2 cores, several per run).
     gc.freeze()
-    try:
-        if fresh:
-            report = algorithm.start()
-            for hook in hooks:
-                hook.on_generation(algorithm, report, elapsed())
-            checkpoint()
-        while not algorithm.finished():
-            report = algorithm.step()
-            for hook in hooks:
-                hook.on_generation(algorithm, report, elapsed())
-            if algorithm.generation % experiment.log.checkpoint_every == 0:
+    with StopSignals() as stops:
+        try:
+            with stops.deferred():
+                checkpoint()  # a run killed before its first periodic checkpoint resumes too
+            while not algorithm.finished():
+                candidates = algorithm.ask()
+                scores = algorithm.score(candidates)
+                with stops.deferred():  # a generation is committed whole, or not at all
+                    whole = False
+                    report = algorithm.tell(candidates, scores)
+                    for hook in hooks:
+                        hook.on_generation(algorithm, report, elapsed())
+                    if algorithm.steps % experiment.log.checkpoint_every == 0:
+                        checkpoint()
+                    whole = True
+            finished = True
+            with stops.deferred():
                 checkpoint()
-        finished = True
-        checkpoint()
-    except KeyboardInterrupt:
-        checkpoint()
-        raise EvofoolError(f"interrupted at generation {algorithm.generation}; the checkpoint "
-                           f"is saved: continue with 'evofool run --resume {run_dir}'") from None
-    finally:
-        gc.unfreeze()
-        for hook in hooks:
-            hook.close()
-        content = _finish(run_dir, experiment, algorithm, target, elapsed(), finished)
+        except StopRequested as request:
+            stop = request
+        except Exception:
+            if whole:  # failed while asking or scoring: the last tell's state is complete
+                checkpoint()
+            raise
+        finally:
+            stops.deferring = True  # a second Ctrl-C waits: the files below are written whole
+            if stop is not None:
+                checkpoint()
+            gc.unfreeze()
+            for hook in hooks:
+                hook.close()
+            content = _finish(run_dir, experiment, algorithm, target, elapsed(), finished)
+    if stop is not None:
+        raise RunStopped(f"stopped by {stop} at generation {algorithm.generation} "
+                         f"({algorithm.evaluations:,} evaluations); continue with "
+                         f"'evofool run --resume {run_dir}'", stop.signum)
     return RunResult(run_dir, content, algorithm.generation, algorithm.evaluations, elapsed())
 
 
@@ -145,12 +176,13 @@ def run_experiment(experiment: Experiment) -> RunResult:
     _prepare_new_run_dir(run_dir)
     algorithm, target = build_search(experiment)
     write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    return _loop(run_dir, experiment, algorithm, target, 0.0, fresh=True)
+    return _loop(run_dir, experiment, algorithm, target, 0.0)
 
 
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
     """Continue a stopped run from its last checkpoint; ``overrides`` may change only the
-    budget (to extend a finished run) and log settings, so the result stays reproducible."""
+    budget (to extend a finished run), log and runtime settings, so the result stays
+    reproducible."""
     run_dir = Path(run_dir)
     config_path = run_dir / CONFIG_NAME
     if not config_path.is_file():
@@ -159,7 +191,6 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
         if not text.startswith(RESUME_OVERRIDABLE):
             raise EvofoolError(f"override '{text}' is not allowed when resuming (only "
                                f"{', '.join(p + '*' for p in RESUME_OVERRIDABLE)})")
-    from evofool.config import read_yaml
     data = apply_overrides(read_yaml(config_path), list(overrides), str(config_path))
     experiment = validate_experiment(data, str(config_path), run_dir.name)
     info, arrays = load_checkpoint(run_dir / CHECKPOINT_NAME)
@@ -169,8 +200,8 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
     except (KeyError, ValueError, TypeError) as exc:
         raise EvofoolError(f"checkpoint '{run_dir / CHECKPOINT_NAME}' does not match "
                            f"{config_path} ({type(exc).__name__}: {exc})") from None
-    JsonLinesLog.truncate(run_dir / LOG_NAME, algorithm.generation)
+    remove_stale_temporaries(run_dir)
+    JsonLinesLog.truncate(run_dir / LOG_NAME, algorithm.steps)
     if overrides:
         write_text(config_path, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    return _loop(run_dir, experiment, algorithm, target, float(info.get("wall_time", 0.0)),
-                 fresh=False)
+    return _loop(run_dir, experiment, algorithm, target, float(info.get("wall_time", 0.0)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from evofool.archive import Archive
+from evofool.search.archive import Archive
 from evofool.archive_store import find_archive_dir, load_archive
 from evofool.errors import EvofoolError
 from evofool.genomes.base import GenomeType

@@ -42,7 +42,7 @@ class ModelSpec:
 
 
 def _load(spec: ModelSpec, device: str):
-    return build_target(spec.spec, resolve_device(device), spec.weights_path)
+    return build_target(spec.spec, resolve_device(device, "--device"), spec.weights_path)
 
 
 def _elite_scores(run: RunData, target) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

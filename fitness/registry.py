@@ -73,14 +73,15 @@ def available_targets() -> list[str]:
     return sorted(_TARGETS) + [form for _, form in _PREFIXES.values()]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means the GPU when there is one, else the CPU."""
+def resolve_device(name: str, key: str = "runtime.device") -> torch.device:
+    """``auto`` means the GPU when there is one, else the CPU; ``key`` names the setting in
+    the error message."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise EvofoolError(f"device '{name}' was asked for but no CUDA GPU is available "
-                           "(use device: auto or cpu)")
+        raise EvofoolError(f"{key} '{name}' was asked for but no CUDA GPU is available "
+                           f"(use {key}: auto or cpu)")
     return device
 
 

@@ -63,6 +63,12 @@ class GenomeType(ABC):
         ``size`` defaults to the genome's own size.
         """
 
+    def place(self, device: torch.device, batching: str = "auto") -> None:
+        """Where and how ``render`` should work (``runtime.render_device``,
+        ``runtime.render_batching``): a runtime choice, never saved with a genome, so an
+        archive renders wherever it is opened (on the CPU unless told otherwise). Types with
+        one way to render ignore it; a type that cannot honour it raises ValueError."""
+
     def describe(self, genome) -> str:
         """A short human-readable size of one genome, for reports (e.g. "784 genes")."""
         return f"{np.size(genome):,} genes"
@@ -75,3 +81,90 @@ class GenomeType(ABC):
     @abstractmethod
     def unpack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
         """Inverse of :meth:`pack`; raises ``ValueError`` on malformed data."""
+
+    def to_json(self, genome) -> dict:
+        """One genome (``population[i]``) as a JSON-able dict: the one format of genome files
+        (``evofool render``, ``archive export``, plugins). By default the arrays :meth:`pack`
+        makes of a population of just this genome, each ``{"dtype", "shape", "data"}`` with
+        the data flat; floats are exact (JSON keeps a double's shortest repr). A genome that
+        is an array (not an object) joins a population as ``genome[None]``, i.e.
+        ``population[i:i + 1]``; anything else as a 1-element object array. Override for a
+        readable form (CPPNs write their graph) or an object population of arrays."""
+        if isinstance(genome, (np.ndarray, np.generic)) and genome.dtype != object:
+            population = np.asarray(genome)[None]
+        else:
+            population = np.empty(1, dtype=object)
+            population[0] = genome
+        encoded = {}
+        for name, array in self.pack(population).items():
+            array = np.asarray(array)
+            if array.dtype.kind not in "biufU":
+                raise ValueError(f"array '{name}' has dtype {array.dtype}: a genome file holds "
+                                 "only booleans, numbers and strings")
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise ValueError(f"array '{name}' holds NaN or infinity, which JSON cannot")
+            encoded[str(name)] = {"dtype": str(array.dtype), "shape": list(array.shape),
+                                  "data": array.ravel().tolist()}
+        return encoded
+
+    def from_json(self, data, max_elements: int = 50_000_000) -> np.ndarray:
+        """A population of one genome from :meth:`to_json`'s dict (through :meth:`unpack`);
+        ``ValueError`` of one line on anything else, and on more than ``max_elements``
+        numbers in all (a hostile file must not exhaust memory)."""
+        if not isinstance(data, dict) or not data:
+            raise ValueError("genome data must be a non-empty object of named arrays")
+        arrays, total = {}, 0
+        for name, entry in data.items():
+            if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data"}:
+                raise ValueError(f"array '{name}' must be an object with exactly the keys "
+                                 "'dtype', 'shape' and 'data'")
+            try:
+                dtype = np.dtype(entry["dtype"]) if isinstance(entry["dtype"], str) else None
+            except (TypeError, ValueError):
+                dtype = None
+            if dtype is None or dtype.kind not in "biufU":
+                raise ValueError(f"array '{name}' has dtype {entry['dtype']!r}: expected a "
+                                 "boolean, number or string dtype such as 'float32'")
+            shape = entry["shape"]
+            if (not isinstance(shape, list) or len(shape) > 32 or not all(
+                    isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
+                raise ValueError(f"array '{name}' has shape {shape!r}: expected a list of "
+                                 "integers >= 0")
+            size = 1
+            for side in shape:
+                size *= side
+            total += size * max(1, dtype.itemsize // 8)  # a long string counts as many
+            if total > max_elements:
+                raise ValueError(f"genome data holds more than {max_elements:,} numbers")
+            values = entry["data"]
+            if not isinstance(values, list) or len(values) != size:
+                raise ValueError(f"array '{name}' must have a flat list of {size} values as "
+                                 f"its data (shape {shape})")
+            try:
+                source = np.asarray(values)
+            except (ValueError, TypeError, OverflowError):
+                source = None
+            allowed = {"b": "b", "i": "iu", "u": "iu", "f": "iuf", "U": "U"}[dtype.kind]
+            if size and (source is None or source.ndim != 1 or source.dtype.kind not in allowed):
+                raise ValueError(f"array '{name}' of dtype {dtype} holds values of another "
+                                 "type (or nested lists)")
+            try:
+                array = (source if size else np.zeros(0)).astype(dtype).reshape(shape)
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise ValueError(f"array '{name}': {str(exc).splitlines()[0]}") from None
+            if dtype.kind in "iuU" and size and not np.array_equal(array.ravel(), source):
+                raise ValueError(f"array '{name}' has values that {dtype} cannot hold")
+            if dtype.kind == "f" and not np.all(np.isfinite(array)):
+                raise ValueError(f"array '{name}' holds NaN, infinity or numbers out of the "
+                                 f"range of {dtype}")
+            arrays[str(name)] = array
+        try:
+            population = self.unpack(arrays)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            if not isinstance(exc, ValueError):
+                message = f"{type(exc).__name__}: {message}"
+            raise ValueError(f"genome data does not unpack ({message})") from None
+        if len(population) != 1:
+            raise ValueError(f"genome data holds {len(population)} genomes, expected one")
+        return population

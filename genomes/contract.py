@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from evofool.genomes.base import GenomeType
 def check_genome_type(cls: type[GenomeType], params=None, channels: int = 1,
                       size: tuple[int, int] = (12, 12), n: int = 6, seed: int = 0) -> None:
     """Exercise every method the engine calls and check the shapes, ranges and round trips
-    the engine relies on."""
+    the engine relies on (arrays through ``np.savez``, one genome through JSON)."""
     genome_type = cls(params if params is not None else cls.Params(), channels, size)
     rng = np.random.default_rng(seed)
     population = genome_type.random(n, rng)
@@ -51,6 +52,16 @@ def check_genome_type(cls: type[GenomeType], params=None, channels: int = 1,
     with np.load(buffer, allow_pickle=False) as loaded:  # pack() must need no pickle
         restored = genome_type.unpack({k: loaded[k] for k in loaded.files})
     assert _same_images(genome_type, mutants, restored), "unpack(pack(p)) must render as p"
+
+    for i in (0, n - 1):  # one genome's JSON, as genome files hold it
+        data = genome_type.to_json(mutants[i])
+        text = json.dumps(data, allow_nan=False)
+        assert json.loads(text) == data, \
+            "to_json() must give plain JSON (dicts with string keys, lists, str, finite numbers)"
+        one = genome_type.from_json(json.loads(text))
+        assert len(one) == 1, "from_json() must return a population of one genome"
+        assert _same_images(genome_type, mutants[i:i + 1], one), \
+            "from_json(to_json(p[i])) must render as p[i:i + 1]"
 
 
 def _same_images(genome_type: GenomeType, a: np.ndarray, b: np.ndarray) -> bool:

@@ -5,9 +5,9 @@ mutations and JSON: :mod:`evofool.genomes.cppn_graph`). Rendering compiles each 
 an op list and evaluates it over the whole pixel grid with in-place torch and NumPy ops on
 reused planes, one genome after another: on 2 CPU cores this was 1.3 to 4.4 times faster than
 one batch across genomes grouped by depth (benchmarks/cppn_render.py), and it makes a
-genome's pixels independent of the batch it is rendered in. With ``render_device`` set to a
-GPU (or ``batching: by_depth``) the same op lists are evaluated a depth level at a time for
-the whole population (:mod:`evofool.genomes.cppn_batched`), a few kernel calls per level
+genome's pixels independent of the batch it is rendered in. With ``runtime.render_device``
+set to a GPU (or ``runtime.render_batching: by_depth``) the same op lists are evaluated a
+depth level at a time for the whole population (:mod:`evofool.genomes.cppn_batched`), a few kernel calls per level
 instead of a few per op and genome. In the MNIST run a child costs
 about as much to mutate, compile and render (benchmarks/cppn_loop.py) as LeNet takes to
 score it, so those three steps work on the graphs' dicts, not through networkx's views.
@@ -55,9 +55,6 @@ import networkx as nx
 import numpy as np
 import torch
 
-from evofool.config import DEVICE_PATTERN
-from evofool.errors import EvofoolError
-from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
 from evofool.genomes.cppn_batched import evaluate_batched
 from evofool.genomes.cppn_graph import (ACTIVATIONS, GAUSSIAN, HALF_TANH, SINE, Program,
@@ -98,10 +95,10 @@ class CppnParams:
     delete_connection_rate: float = field(default=0.3, metadata=probability())
     add_node_rate: float = field(default=0.5, metadata=probability())
     delete_node_rate: float = field(default=0.2, metadata=probability())
-    render_device: str = field(default="cpu", metadata={
-        "check": (DEVICE_PATTERN.match, "auto, cpu, cuda, cuda:N or mps (auto: the GPU if "
-                  "there is one)")})
-    batching: Literal["auto", "per_genome", "by_depth"] = "auto"
+
+# The keys that were genome keys before they moved to the runtime section (run-time
+# placement is not part of a genome): archives written then still carry them.
+RUNTIME_KEYS = {"render_device": "render_device", "batching": "render_batching"}
 
 
 def as_population(graphs) -> np.ndarray:
@@ -297,15 +294,19 @@ class CppnGenome(GenomeType):
         ref = params.reference_size
         self.reference = (ref, ref) if ref else tuple(self.size)
         self._inputs: dict[tuple[int, int], torch.Tensor] = {}
-        try:
-            self.device = resolve_device(params.render_device)
-        except EvofoolError:
-            raise EvofoolError(f"genome.render_device '{params.render_device}': no CUDA GPU "
-                               "is available here (use cpu or auto)") from None
-        if params.batching == "per_genome" and self.device.type != "cpu":
-            raise EvofoolError(f"genome.batching: per_genome runs on the CPU only, not on "
-                               f"render_device '{params.render_device}' (use auto or by_depth)")
-        self.by_depth = params.batching == "by_depth" or self.device.type != "cpu"
+        self.device = torch.device("cpu")
+        self.by_depth = False
+
+    def place(self, device: torch.device, batching: str = "auto") -> None:
+        """Render on ``device``: a population at a time by depth level on a GPU (or with
+        ``batching: by_depth``), genome by genome on the CPU (``auto``, ``per_genome``)."""
+        device = torch.device(device)
+        if batching == "per_genome" and device.type != "cpu":
+            raise ValueError(f"render_batching per_genome runs on the CPU only, not on "
+                             f"'{device}' (use auto or by_depth)")
+        self.device = device
+        self.by_depth = batching == "by_depth" or device.type != "cpu"
+        self._inputs.clear()
 
     def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return as_population(random_graph(self.channels, rng, self.params.activations,
@@ -429,6 +430,16 @@ class CppnGenome(GenomeType):
             except ValueError as exc:
                 raise ValueError(f"cppn genome {i}: {exc}") from None
         return as_population(graphs)
+
+    def to_json(self, genome: nx.DiGraph) -> dict:
+        """The graph as readable node-link data (:func:`genome_to_json`), not packed text;
+        checked to load back, so a bad graph fails when saved rather than when opened."""
+        data = genome_to_json(genome)
+        genome_from_json(data, self.channels)
+        return data
+
+    def from_json(self, data) -> np.ndarray:
+        return as_population([genome_from_json(data, self.channels)])
 
 
 def parse_json(text: str):

@@ -2,7 +2,7 @@
 
 ``CppnGenome.render`` on the CPU runs each genome's op list over the pixel grid, one genome
 after another (fastest on 2 CPU cores: ``benchmarks/cppn_render.py``). On a GPU that would
-be thousands of tiny kernel launches per generation, so with ``render_device`` set to a GPU
+be thousands of tiny kernel launches per generation, so with ``runtime.render_device`` on a GPU
 the compiled programs (:func:`evofool.genomes.cppn_graph.compile_graph`, the same op lists)
 are regrouped: every op of every genome becomes one value row of a table, rows are grouped
 by depth (inputs 0, an op one more than its deepest source), and each depth is evaluated for

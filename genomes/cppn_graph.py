@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import networkx as nx
 import numpy as np
 
-from evofool.genomes.direct import polynomial_mutation
+from evofool.genomes.variation import polynomial_mutation
 
 if TYPE_CHECKING:
     from evofool.genomes.cppn import CppnParams

@@ -9,7 +9,9 @@ PNG holds exactly the pixels that were scored.
 The released code differs (paper.md section 11) and each difference is an option:
 ``rate_halving_every: 0`` keeps the rate constant, ``crossover: sbx`` adds simulated binary
 crossover (rate 0.5, eta 10), and ``sbx_zero_equal_genes: true`` reproduces its quirk of
-leaving genes that are equal in both parents at 0.
+leaving genes that are equal in both parents at 0. ``polynomial: bounded`` swaps the code's
+polynomial mutation for Deb's bounded variant (DEAP's ``mutPolynomialBounded``); both
+operators live in :mod:`evofool.genomes.variation`.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from evofool.genomes.base import GenomeType
+from evofool.genomes.variation import polynomial_mutation, simulated_binary_crossover
 from evofool.schema import non_negative, positive, probability
 
 
@@ -30,6 +33,7 @@ class DirectParams:
     size: int | None = field(default=None, metadata=positive("a positive image size in pixels"))
     mutation_rate: float = field(default=0.1, metadata=probability())
     mutation_eta: float = field(default=15.0, metadata=non_negative())
+    polynomial: Literal["sferes", "bounded"] = "sferes"
     rate_halving_every: int = field(default=1000, metadata=non_negative(
         "an integer >= 0 (0 keeps the rate constant, as the released code does)"))
     crossover: Literal["none", "sbx"] = "none"
@@ -37,61 +41,6 @@ class DirectParams:
     crossover_eta: float = field(default=10.0, metadata=non_negative())
     sbx_zero_equal_genes: bool = False
     quantize: bool = True
-
-
-def bernoulli_positions(n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Indices in [0, n), each chosen independently with probability ``rate``.
-
-    Drawn as a binomial count and that many distinct indices, which needs about ``rate * n``
-    random numbers instead of ``n`` (one per gene): at the paper's rate 0.1, a tenth.
-    """
-    count = int(rng.binomial(n, rate)) if n else 0
-    return rng.choice(n, size=count, replace=False) if count else np.zeros(0, dtype=np.int64)
-
-
-def polynomial_mutation(genes: np.ndarray, rate: float, eta: float,
-                        rng: np.random.Generator) -> np.ndarray:
-    """Deb's polynomial mutation as the paper's code applies it: each gene with probability
-    ``rate`` moves by delta in [-1, 1] (eta 15: median |delta| 0.042), then is clipped to [0, 1]."""
-    out = genes.copy()
-    flat = out.reshape(-1)
-    chosen = bernoulli_positions(flat.size, rate, rng)
-    r = rng.random(chosen.size)
-    low = r < 0.5
-    base = np.where(low, 2.0 * r, 2.0 * (1.0 - r)) ** (1.0 / (eta + 1.0))
-    delta = np.where(low, base - 1.0, 1.0 - base)
-    flat[chosen] = np.clip(flat[chosen] + delta, 0.0, 1.0)
-    return out
-
-
-def simulated_binary_crossover(first: np.ndarray, second: np.ndarray, eta: float,
-                               rng: np.random.Generator, zero_equal_genes: bool = False,
-                               ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded SBX on [0, 1] (Deb & Agrawal; the variant in DEAP's cxSimulatedBinaryBounded),
-    vectorized over whole populations: each gene crosses with probability 0.5."""
-    y1, y2 = np.minimum(first, second), np.maximum(first, second)
-    spread = y2 - y1
-    differ = spread > np.finfo(first.dtype).eps
-    safe = np.where(differ, spread, 1.0)
-    exponent = 1.0 / (eta + 1.0)
-
-    def contracted(beta: np.ndarray, u: np.ndarray) -> np.ndarray:
-        alpha = 2.0 - beta ** -(eta + 1.0)
-        return np.where(u <= 1.0 / alpha, (u * alpha) ** exponent,
-                        (1.0 / (2.0 - u * alpha)) ** exponent)
-
-    u = rng.random(first.shape)
-    c1 = 0.5 * (y1 + y2 - contracted(1.0 + 2.0 * y1 / safe, u) * spread)
-    c2 = 0.5 * (y1 + y2 + contracted(1.0 + 2.0 * (1.0 - y2) / safe, u) * spread)
-    swap = rng.random(first.shape) < 0.5
-    c1, c2 = np.where(swap, c2, c1), np.where(swap, c1, c2)
-    crossed = differ & (rng.random(first.shape) < 0.5)
-    child1 = np.where(crossed, np.clip(c1, 0, 1), first).astype(first.dtype)
-    child2 = np.where(crossed, np.clip(c2, 0, 1), second).astype(first.dtype)
-    if zero_equal_genes:
-        child1[~differ] = 0.0
-        child2[~differ] = 0.0
-    return child1, child2
 
 
 class DirectGenome(GenomeType):
@@ -121,7 +70,8 @@ class DirectGenome(GenomeType):
     def mutate(self, population: np.ndarray, rng: np.random.Generator,
                generation: int) -> np.ndarray:
         return polynomial_mutation(population, self.mutation_rate(generation),
-                                   self.params.mutation_eta, rng)
+                                   self.params.mutation_eta, rng,
+                                   bounded=self.params.polynomial == "bounded")
 
     def crossover(self, first: np.ndarray, second: np.ndarray,
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

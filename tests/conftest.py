@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 def small_experiment(tmp_path: Path, **sections) -> Path:
     """Write a tiny MAP-Elites experiment on the shipped LeNet; ``sections`` replace keys."""
     data = {
-        "name": "tiny", "seed": 1, "device": "cpu", "model": "lenet-mnist",
+        "name": "tiny", "seed": 1, "runtime": {"device": "cpu"}, "model": "lenet-mnist",
         "genome": {"type": "direct"},
         "algorithm": {"type": "map_elites", "init_size": 40, "offspring": 40},
         "budget": {"generations": 6},

@@ -1,7 +1,7 @@
 """The paper's archive rule: every child is offered to every class cell."""
 import numpy as np
 
-from evofool.archive import Archive
+from evofool.search.archive import IMPROVED, NEW, NOT_ADDED, Archive
 from evofool.genomes.direct import DirectGenome, DirectParams
 
 
@@ -12,36 +12,37 @@ def scores(*rows):
 def test_one_child_can_take_several_cells_at_once():
     archive = Archive(["a", "b", "c"])
     population = np.arange(2)[:, None].astype(np.float32)
-    archive.update(population, scores([0.5, 0.4, 0.1], [0.2, 0.1, 0.7]), 0, 0)
+    result = archive.add(population, scores([0.5, 0.4, 0.1], [0.2, 0.1, 0.7]), 0, 0)
     assert archive.genomes[:, 0].tolist() == [0, 0, 1]  # child 0 holds cells a and b
+    assert result.status.tolist() == [NEW, NEW] and result.cells == 3
     assert archive.evaluations.tolist() == [1, 1, 2]
     assert archive.probabilities[1].tolist() == [0.5, 0.4, 0.1]
 
 
 def test_champion_is_replaced_only_by_a_strictly_higher_confidence():
     archive = Archive(["a", "b"])
-    archive.update(np.array([[0.0]]), scores([0.6, 0.4]), 0, 0)
-    replaced = archive.update(np.array([[1.0], [2.0]]), scores([0.6, 0.4], [0.3, 0.7]), 1, 1)
-    assert replaced == 1
+    archive.add(np.array([[0.0]]), scores([0.6, 0.4]), 0, 0)
+    result = archive.add(np.array([[1.0], [2.0]]), scores([0.6, 0.4], [0.3, 0.7]), 1, 1)
+    assert result.cells == 1 and result.status.tolist() == [NOT_ADDED, IMPROVED]
     assert archive.genomes[:, 0].tolist() == [0.0, 2.0]
     assert archive.generation.tolist() == [0, 1] and archive.evaluations.tolist() == [1, 3]
 
 
 def test_among_tied_children_the_first_one_wins():
     archive = Archive(["a", "b"])
-    archive.update(np.array([[5.0], [6.0]]), scores([0.9, 0.1], [0.9, 0.1]), 0, 0)
+    archive.add(np.array([[5.0], [6.0]]), scores([0.9, 0.1], [0.9, 0.1]), 0, 0)
     assert archive.genomes[0, 0] == 5.0
 
 
 def test_restricting_classes_leaves_other_cells_alone():
     archive = Archive(["a", "b"])
-    archive.update(np.array([[1.0]]), scores([0.2, 0.8]), 0, 0, classes=[0])
+    archive.add(np.array([[1.0]]), scores([0.2, 0.8]), 0, 0, classes=[0])
     assert archive.filled.tolist() == [True, False]
 
 
 def test_parents_come_from_filled_cells_in_proportion_to_cells_held():
     archive = Archive(["a", "b", "c", "d"])
-    archive.update(np.array([[1.0], [2.0]]), scores([0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]),
+    archive.add(np.array([[1.0], [2.0]]), scores([0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.9, 0.0]),
                    0, 0, classes=[0, 1, 2])
     parents = archive.sample_parents(3000, np.random.default_rng(0))[:, 0]
     assert set(parents.tolist()) == {1.0, 2.0}
@@ -52,8 +53,25 @@ def test_arrays_round_trip_keeps_every_field():
     genome = DirectGenome(DirectParams(), 1, (4, 4))
     archive = Archive(["a", "b", "c"])
     population = genome.random(2, np.random.default_rng(0))
-    archive.update(population, scores([0.7, 0.2, 0.1], [0.1, 0.8, 0.1]), 3, 10, classes=[0, 1])
+    archive.add(population, scores([0.7, 0.2, 0.1], [0.1, 0.8, 0.1]), 3, 10, classes=[0, 1])
     restored = Archive.from_arrays(["a", "b", "c"], archive.to_arrays(genome.pack), genome.unpack)
     assert restored.rows() == archive.rows()
     assert np.array_equal(restored.genomes[:2], archive.genomes[:2])
     assert restored.summary() == archive.summary()
+
+
+def test_nan_and_inf_rows_never_enter_the_archive_and_are_counted():
+    archive = Archive(["a", "b"])
+    nan, inf = float("nan"), float("inf")
+    # an empty cell must not take a NaN elite (argmax would pick it), nor an inf one
+    result = archive.add(np.array([[1.0], [2.0], [3.0]]),
+                         scores([nan, 0.1], [inf, 0.0], [0.2, nan]), 0, 0)
+    assert result.nonfinite == 3 and result.cells == 0
+    assert archive.filled.tolist() == [False, False]
+    result = archive.add(np.array([[4.0], [5.0]]), scores([nan, nan], [0.3, 0.7]), 1, 3)
+    assert result.nonfinite == 1 and result.status.tolist() == [NOT_ADDED, NEW]
+    assert archive.genomes[:, 0].tolist() == [5.0, 5.0]
+    assert np.isfinite(archive.confidence).all() and np.isfinite(archive.probabilities).all()
+    # a filled cell is not taken by a later NaN either
+    archive.add(np.array([[6.0]]), scores([nan, 0.99]), 2, 5)
+    assert archive.genomes[:, 0].tolist() == [5.0, 5.0]

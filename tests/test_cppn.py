@@ -568,9 +568,9 @@ def test_rendering_on_a_gpu_draws_the_cpu_pictures():
 def test_a_genome_json_file_renders_to_a_png_of_any_size(tmp_path):
     genome, population = grown_population(n=1, steps=10, channels=3, seed=5, size=28)
     path = tmp_path / "elite.json"
-    save_genome_json(path, "cppn", {"channels": 3}, population[0], size=(28, 28))
+    save_genome_json(path, genome, "cppn", {"channels": 3}, population[0])
     content = json.loads(path.read_text())
-    assert set(content) == {"format_version", "genome", "image", "graph"}
+    assert set(content) == {"format_version", "genome", "image", "genome_data"}
     assert render_to_png(path, tmp_path / "big.png", 100) == [tmp_path / "big.png"]
     _, png_size, mode = read_png(tmp_path / "big.png")
     assert png_size == (100, 100) and mode == "RGB"

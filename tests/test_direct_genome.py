@@ -3,8 +3,8 @@ import numpy as np
 import torch
 
 from evofool.genomes.contract import check_genome_type
-from evofool.genomes.direct import (DirectGenome, DirectParams, polynomial_mutation,
-                                    simulated_binary_crossover)
+from evofool.genomes.direct import DirectGenome, DirectParams
+from evofool.genomes.variation import polynomial_mutation, simulated_binary_crossover
 
 
 def test_direct_genome_keeps_the_genome_contract():
@@ -25,7 +25,7 @@ def test_polynomial_mutation_touches_about_rate_of_genes_by_small_steps():
 
 
 def test_every_gene_is_equally_likely_to_be_mutated():
-    from evofool.genomes.direct import bernoulli_positions
+    from evofool.genomes.variation import bernoulli_positions
     rng = np.random.default_rng(3)
     counts = np.zeros(500)
     for _ in range(4000):

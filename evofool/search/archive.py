@@ -11,6 +11,17 @@ from dataclasses import dataclass
 import numpy as np
 
 THRESHOLDS = (0.5, 0.9, 0.99, 0.9999)
+NOT_ADDED, IMPROVED, NEW = 0, 1, 2  # per-candidate add status (pyribs' values)
+
+
+@dataclass
+class AddResult:
+    """What :meth:`Archive.add` did with a scored batch."""
+
+    status: np.ndarray   # per candidate: NEW if it filled an empty cell, IMPROVED if it beat a
+                         # champion (and filled none), NOT_ADDED otherwise
+    cells: int           # cells that changed hands
+    nonfinite: int       # candidates whose scores held NaN or inf (never added)
 
 
 @dataclass
@@ -51,30 +62,41 @@ class Archive:
     def __len__(self) -> int:
         return len(self.class_names)
 
-    def update(self, population: np.ndarray, scores: np.ndarray, generation: int,
-               evaluations_before: int, classes: np.ndarray | None = None) -> int:
-        """Offer every scored child to every cell (or only to ``classes``).
+    def add(self, candidates: np.ndarray, scores: np.ndarray, generation: int,
+            evaluations_before: int, classes: np.ndarray | None = None) -> AddResult:
+        """Offer every scored candidate to every cell (or only to ``classes``), as pyribs'
+        ``add`` does, and say per candidate what happened.
 
-        A child replaces a champion when its confidence is strictly higher, as in the paper's
-        code; among children tied for a cell the earliest wins, as offering them one by one
-        would. Returns the number of cells that changed hands.
+        A candidate replaces a champion when its confidence is strictly higher, as in the
+        paper's code; among candidates tied for a cell the earliest wins, as offering them
+        one by one would. A row of ``scores`` holding NaN or inf is not a probability vector
+        (fp16/bf16 overflow, a broken model): it counts as the lowest score and takes no cell.
         """
+        scores = np.asarray(scores)
+        if scores.ndim != 2 or scores.shape != (len(candidates), len(self)):
+            raise ValueError(f"scores of shape {scores.shape} for {len(candidates)} candidates "
+                             f"and {len(self)} classes")
         if self.genomes is None:  # empty cells: zeros, or None for object (graph) genomes
-            self.genomes = np.zeros((len(self), *population.shape[1:]), dtype=population.dtype) \
-                if population.dtype != object else np.full(len(self), None, dtype=object)
+            self.genomes = np.zeros((len(self), *candidates.shape[1:]), dtype=candidates.dtype) \
+                if candidates.dtype != object else np.full(len(self), None, dtype=object)
+        finite = np.isfinite(scores).all(axis=1)
         columns = np.arange(len(self)) if classes is None else np.asarray(classes)
-        winners = scores[:, columns].argmax(axis=0)
-        best = scores[winners, columns]
-        better = ~self.filled[columns] | (best > self.confidence[columns])
+        usable = scores[:, columns] if finite.all() else \
+            np.where(finite[:, None], scores[:, columns], -np.inf)
+        winners = usable.argmax(axis=0)
+        best = usable[winners, np.arange(len(columns))]
+        better = np.isfinite(best) & (~self.filled[columns] | (best > self.confidence[columns]))
         cells, winners = columns[better], winners[better]
+        status = np.zeros(len(candidates), dtype=np.int8)
         if len(cells):
+            np.maximum.at(status, winners, np.where(self.filled[cells], IMPROVED, NEW))
             self.filled[cells] = True
             self.confidence[cells] = scores[winners, cells]
             self.probabilities[cells] = scores[winners]
-            self.genomes[cells] = population[winners]
+            self.genomes[cells] = candidates[winners]
             self.generation[cells] = generation
             self.evaluations[cells] = evaluations_before + winners + 1
-        return len(cells)
+        return AddResult(status, len(cells), int(len(candidates) - finite.sum()))
 
     def sample_parents(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` parents drawn uniformly, with replacement, from the filled cells; an elite that

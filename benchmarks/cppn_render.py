@@ -80,7 +80,8 @@ def main() -> None:
             live = np.mean([len(p.ops) for p in programs])
             nodes = np.mean([len(g) for g in pop])
             images = genome.render(pop)
-            by_depth = CppnGenome(CppnParams(batching="by_depth", **extra), channels, (size, size))
+            by_depth = CppnGenome(CppnParams(**extra), channels, (size, size))
+            by_depth.place(torch.device("cpu"), "by_depth")
             differ = (by_depth.render(pop) != images).float().mean().item()
             per_individual, layered = best_times(
                 [lambda: genome.render(pop), lambda: by_depth.render(pop)], args.repeats)
@@ -99,8 +100,8 @@ def main() -> None:
     for label, nodes, live, per, lay, differ, name, clf in rows:
         print(f"{label:<22}{nodes:>6.1f}{live:>9.1f}{per * 1e3:>10.1f}ms{lay * 1e3:>8.1f}ms"
               f"{differ:>8.1%}{clf * 1e3:>10.1f}ms{per / clf:>11.1%}  {name}")
-    print("\nper-indiv. = CppnGenome.render on the CPU (batching: per_genome); layered = "
-          "batching: by_depth;\ndiffer = share of pixels where the two disagree (float rounding "
+    print("\nper-indiv. = CppnGenome.render on the CPU (runtime.render_batching: per_genome); layered = "
+          "render_batching: by_depth;\ndiffer = share of pixels where the two disagree (float rounding "
           "order); times are the best of the repeats.")
 
 

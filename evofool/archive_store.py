@@ -170,8 +170,12 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
     return archive, genome_type, content
 
 
-def export_archive(path: str | Path, out: str | Path) -> list[Path]:
-    """Re-render every elite from its genome into ``out``: one PNG per class + montage."""
+def export_archive(path: str | Path, out: str | Path, genomes: bool = False) -> list[Path]:
+    """Re-render every elite from its genome into ``out``: one PNG per class + montage; with
+    ``genomes``, beside each PNG its genome as a genome JSON file (any genome type, through
+    ``GenomeType.to_json``; ``evofool render`` draws it at any size). Returns the PNGs
+    written, the montage last."""
+    from evofool.render import save_genome_json  # render imports this module
     archive, genome_type, content = load_archive(path)
     out = Path(out)
     try:
@@ -184,6 +188,10 @@ def export_archive(path: str | Path, out: str | Path) -> list[Path]:
         if image is not None:
             target = out / png_name(row.class_id, row.name)
             write_png(target, Image.fromarray(image if image.shape[-1] == 3 else image[..., 0]))
+            if genomes:
+                save_genome_json(target.with_suffix(".json"), genome_type,
+                                 content["genome"]["type"], content["genome"],
+                                 archive.genomes[row.cls])
             written.append(target)
     montage = out / MONTAGE_PNG
     write_png(montage, make_montage(images, montage_labels(archive)))

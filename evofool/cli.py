@@ -52,8 +52,9 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
 
 def _cmd_archive_export(args: argparse.Namespace) -> int:
     from evofool.archive_store import export_archive
-    written = export_archive(args.run_dir, args.out)
-    print(f"wrote {len(written) - 1} class images and {written[-1]}")
+    written = export_archive(args.run_dir, args.out, genomes=args.genomes)
+    genomes = " (each with its genome JSON)" if args.genomes else ""
+    print(f"wrote {len(written) - 1} class images{genomes} and {written[-1]}")
     return 0
 
 
@@ -159,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     export = archive_cmds.add_parser("export", help="write per-class PNGs and the montage")
     export.add_argument("run_dir", help="run directory or its archive/ folder")
     export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--genomes", action="store_true",
+                        help="also write each elite's genome JSON beside its PNG "
+                             "(evofool render draws it at any size)")
     export.set_defaults(func=_cmd_archive_export)
 
     render = commands.add_parser(

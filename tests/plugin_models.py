@@ -3,6 +3,9 @@
 Small, fast and deterministic: a tiny CNN on 32 x 32 RGB images with 10 classes, and broken
 variants for the one-line-error tests.
 """
+import os
+import signal
+
 import torch
 from torch import nn
 
@@ -77,3 +80,43 @@ def not_a_model():
 
 def bad_metadata():
     return TinyNet(), {**INFO, "channels": 4}
+
+
+class SometimesNanNet(TinyNet):
+    """NaN logits for every third image of a batch (index 1, 4, 7, ...), like an fp16 model
+    that overflows on some inputs; the one-image probe before a run still passes."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        out[1::3] = float("nan")
+        return out
+
+
+def sometimes_nan_net():
+    torch.manual_seed(0)
+    return SometimesNanNet(), dict(INFO)
+
+
+class StopOnCall(nn.Module):
+    """Stops the process that scores with it, from inside scoring: on its Nth forward call
+    (counting the probe) it sends its own process a real signal, or raises. The plan comes
+    from EVOFOOL_TEST_STOP, e.g. "SIGINT@7", "SIGKILL@12" or "raise@5"; unset: never."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        action, _, at = os.environ.get("EVOFOOL_TEST_STOP", "none@0").partition("@")
+        self.action, self.at, self.calls = action, int(at), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at:
+            if self.action == "raise":
+                raise RuntimeError(f"injected failure in forward call {self.calls}")
+            os.kill(os.getpid(), getattr(signal, self.action))
+        return self.inner(x)  # a SIGINT/SIGTERM handler runs by here: still mid-scoring
+
+
+def stopping_tiny_net():
+    net, info = tiny_net()
+    return StopOnCall(net), info

@@ -509,18 +509,37 @@ def test_unpack_rejects_each_kind_of_broken_genome_with_one_line():
 def test_yaml_params_are_validated_with_one_line_errors(tmp_path):
     for key, value, words in [("color_space", "rgb", "color_space"),
                               ("activations", ["sine", "relu"], "activations"),
-                              ("add_node_rate", 1.5, "add_node_rate"),
-                              ("render_device", "gpu", "render_device"),
-                              ("batching", "layered", "batching")]:
+                              ("add_node_rate", 1.5, "add_node_rate")]:
         path = small_experiment(tmp_path, genome={"type": "cppn", key: value})
+        with pytest.raises(EvofoolError, match=words):
+            load_experiment(path)
+    for key, value, words in [("render_device", "gpu", "runtime.render_device = 'gpu'"),
+                              ("render_batching", "layered", "runtime.render_batching")]:
+        path = small_experiment(tmp_path, genome={"type": "cppn"},
+                                runtime={"device": "cpu", key: value})
         with pytest.raises(EvofoolError, match=words):
             load_experiment(path)
 
 
+def test_render_placement_is_runtime_not_genome_and_old_spellings_still_read(tmp_path):
+    path = small_experiment(tmp_path, genome={"type": "cppn", "render_device": "cpu",
+                                              "batching": "by_depth"})
+    experiment = load_experiment(path)
+    assert experiment.runtime.render_device == "cpu"
+    assert experiment.runtime.render_batching == "by_depth"
+    assert "batching" not in experiment.to_dict()["genome"]
+    both = small_experiment(tmp_path, genome={"type": "cppn", "batching": "by_depth"},
+                            runtime={"render_batching": "auto"})
+    with pytest.raises(EvofoolError, match="both 'genome.batching' and 'runtime.render_batching'"):
+        load_experiment(both)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_a_cuda_render_device_without_a_gpu_is_a_one_line_error(tmp_path):
-    path = small_experiment(tmp_path, genome={"type": "cppn", "render_device": "cuda"})
-    with pytest.raises(EvofoolError, match="genome.render_device 'cuda': no CUDA GPU is available here"):
+    path = small_experiment(tmp_path, genome={"type": "cppn"},
+                            runtime={"device": "cpu", "render_device": "cuda"})
+    with pytest.raises(EvofoolError, match="runtime.render_device 'cuda' was asked for but no "
+                                           "CUDA GPU is available"):
         run_experiment(load_experiment(path))
 
 
@@ -533,7 +552,8 @@ def test_by_depth_batching_draws_the_per_genome_pictures(channels, params):
     # step moves all three channels)
     genome, population = grown_population(n=60, steps=40, channels=channels, seed=7,
                                           **params)
-    by_depth = CppnGenome(CppnParams(batching="by_depth", **params), channels, (28, 28))
+    by_depth = CppnGenome(CppnParams(**params), channels, (28, 28))
+    by_depth.place(torch.device("cpu"), "by_depth")
     for size in ((28, 28), (96, 64)):
         expected, got = genome.render(population, size=size), by_depth.render(population, size=size)
         assert got.shape == expected.shape and got.dtype == torch.float32
@@ -546,7 +566,8 @@ def test_by_depth_batching_keeps_constant_outputs_and_chunks_large_renders(monke
     constant = make_graph({"out0": "linear"}, [("bias", "out0", 1.5)])  # |clip(1.5)/3| = 0.5
     genome, population = grown_population(n=7, steps=30, seed=3)
     population = as_population([constant, *population])
-    by_depth = CppnGenome(CppnParams(batching="by_depth"), 1, (28, 28))
+    by_depth = CppnGenome(CppnParams(), 1, (28, 28))
+    by_depth.place(torch.device("cpu"), "by_depth")
     monkeypatch.setattr(cppn_module, "_VALUES_PER_PASS", 28 * 28 * 8)  # a chunk per genome
     chunked = by_depth.render(population)
     assert torch.all(chunked[0] == math.floor(0.5 * 255) / 255)
@@ -557,7 +578,8 @@ def test_by_depth_batching_keeps_constant_outputs_and_chunks_large_renders(monke
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_rendering_on_a_gpu_draws_the_cpu_pictures():
     genome, population = grown_population(n=50, steps=40, channels=3, seed=8)
-    on_gpu = CppnGenome(CppnParams(render_device="cuda"), 3, (28, 28))
+    on_gpu = CppnGenome(CppnParams(), 3, (28, 28))
+    on_gpu.place(torch.device("cuda"))
     images = on_gpu.render(population)
     assert images.device.type == "cuda"
     assert ((images.cpu() - genome.render(population)).abs() > 0).float().mean() < 0.005

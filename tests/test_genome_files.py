@@ -30,7 +30,8 @@ def cppn():
 
 def stripes():
     genome_type = StripesGenome(StripesParams(sigma=0.2), 1, (16, 16))
-    return genome_type, "plugin_genomes:StripesGenome", genome_type.random(3, np.random.default_rng(2))
+    population = genome_type.random(3, np.random.default_rng(2))
+    return genome_type, "plugin_genomes:StripesGenome", population
 
 
 @pytest.mark.parametrize("make", [direct, cppn, stripes])

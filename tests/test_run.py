@@ -168,3 +168,55 @@ def test_tensorboard_logging_is_opt_in_and_records_per_generation_scalars(tmp_pa
     plain = small_experiment(tmp_path / "b", output_dir=str(tmp_path / "b" / "run"))
     run_experiment(load_experiment(plain))
     assert not (tmp_path / "b" / "run" / "tensorboard").exists()
+
+
+def test_an_archive_saved_with_a_cuda_render_device_opens_renders_and_rescores_on_the_cpu(
+        tmp_path):
+    """Render placement is runtime, not genome: an archive whose files say cuda (as evofool
+    0.1 wrote them, and as a GPU run's config says) still works on a CPU-only machine."""
+    from evofool.archive_store import ARCHIVE_JSON
+    from evofool.render import render_to_png
+    from evofool.report import write_report
+    from evofool.transfer import ModelSpec, write_rescore
+    path = small_experiment(tmp_path, genome={"type": "cppn"}, budget={"generations": 2})
+    run_experiment(load_experiment(path))
+    run = tmp_path / "run"
+    archive_json = run / "archive" / ARCHIVE_JSON
+    content = json.loads(archive_json.read_text())
+    content["genome"].update(render_device="cuda", batching="by_depth")
+    archive_json.write_text(json.dumps(content))
+    config = (run / "config.yaml").read_text()
+    assert "render_device: cpu" in config
+    (run / "config.yaml").write_text(config.replace("render_device: cpu",
+                                                    "render_device: cuda"))
+
+    archive, genome_type, _ = load_archive(run)
+    assert genome_type.device.type == "cpu" and not genome_type.by_depth
+    written = render_to_png(run, tmp_path / "big.png", 64, cls=archive.class_ids[0])
+    assert Image.open(written[0]).size == (64, 64)
+    _, _, rows = write_rescore(run, ModelSpec.parse("lenet-mnist"), tmp_path / "rescore", "cpu")
+    expected = {r["class"]: r["png_confidence"] for r in content["classes"] if r["png"]}
+    for row in rows:
+        if row["class"] in expected:  # the same model re-scores the saved PNG the same way
+            assert abs(row["target_confidence"] - expected[row["class"]]) < 1e-5
+    assert write_report(run).is_file()
+    assert len(export_archive(run, tmp_path / "out")) == 11
+
+
+def test_a_model_returning_nan_for_some_inputs_never_gets_a_nan_elite(tmp_path):
+    """Every third image of a chunk scores NaN (tests/plugin_models.py): those candidates
+    take no cell, even an empty one, and each generation's log line counts them."""
+    path = small_experiment(tmp_path, model="python:plugin_models:sometimes_nan_net",
+                            algorithm={"type": "map_elites", "init_size": 30, "offspring": 30},
+                            runtime={"device": "cpu", "batch_size": 10},
+                            budget={"generations": 5})
+    result = run_experiment(load_experiment(path))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [line["nonfinite"] for line in log] == [9] * 6  # 3 of every chunk of 10
+    archive, _, content = load_archive(tmp_path / "run")
+    assert content["summary"]["filled"] == 10 == result.archive_json["summary"]["filled"]
+    assert np.isfinite(archive.confidence).all() and np.isfinite(archive.probabilities).all()
+    # no elite is a candidate the model scored NaN: each generation is 30 candidates in
+    # chunks of 10, and the NaN ones sit at places 1, 4 and 7 of a chunk
+    places = {(row["evaluations"] - 1) % 10 for row in content["classes"]}
+    assert not places & {1, 4, 7}

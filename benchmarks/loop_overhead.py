@@ -1,14 +1,40 @@
-"""How much the evolution loop adds to the classifier's own time, and the textbook DEAP way.
+"""How much the evolution loop adds to the classifier's own time, and DEAP programs for scale.
 
 Runs, in one process and on the same machine:
-  1. the full evofool MAP-Elites loop (run directory, JSON-lines log, checkpoints) on an
-     experiment, keeping every 10th batch it scores;
-  2. the classifier alone (``Target.scores``, no mutation or rendering) on those same batches;
-  3. the textbook DEAP way: list individuals, ``tools.mutPolynomialBounded`` per individual,
-     ``toolbox.map(toolbox.evaluate, offspring)`` with one forward pass per individual.
-Prints a table of evaluations/s and the loop/classifier ratio (the target is >= 0.8).
+  1. the full evofool loop of an experiment (``evofool.run.run_experiment``: ask ->
+     ``toolbox.map(toolbox.evaluate, chunks)`` -> tell, JSON-lines log, checkpoints). Its
+     rate is read from the run's own ``log.jsonl``: evaluations / wall time from the end of
+     generation 0 (model loaded, initial batch scored) to the end of the last generation.
+     ``ChunkEvaluator.__call__`` (the toolbox's ``evaluate``: render + ``Target.scores`` of one
+     chunk of ``runtime.batch_size`` candidates) is wrapped to keep every 10th chunk it
+     scores (a reference only: they are rendered after the run) and to time the calls;
+  2. the classifier alone (``Target.scores`` of the same run's target: normalization,
+     forward pass, softmax; no mutation, rendering, archive or logging) on those same chunks,
+     median of 5 passes;
+  3. "DEAP, batched evaluate": MAP-Elites written as a DEAP program in DEAP's documented
+     style, with the batching that DEAP leaves to ``toolbox.map``. Individuals are
+     ``creator`` classes (``list`` of H*W floats in [0, 1], a ``base.Fitness`` with one
+     weight per class); each generation draws 200 parents uniformly from the elites (one
+     draw per filled cell, as evofool), ``toolbox.clone`` (deepcopy) and
+     ``tools.mutPolynomialBounded`` (eta 15, indpb 0.1, bounds [0, 1]) each of them, then
+     ``fitnesses = toolbox.map(toolbox.evaluate, offspring)`` and
+     ``ind.fitness.values = fit``. ``toolbox.map`` is registered to a function that cuts the
+     individuals into chunks of ``runtime.batch_size`` and calls ``toolbox.evaluate`` once per
+     chunk (the same place DEAP's docs put a ``multiprocessing.Pool.map`` or SCOOP's
+     ``futures.map``); the registered ``evaluate`` takes a chunk of individuals, stacks them
+     into one (N, C, H, W) tensor and returns one fitness tuple per individual from ONE
+     ``Target.scores`` call. Each child then takes every cell whose elite it beats (the
+     paper's rule, as evofool). Same network, same batches as the evofool run;
+  4. "DEAP, one evaluate call per image": the same program with DEAP's default
+     ``toolbox.map`` (the builtin ``map``) and an ``evaluate`` that scores one individual,
+     i.e. one forward pass per image (the older, naive baseline).
+Prints a table of evaluations/s and the ratio to the classifier alone (the target for the
+evofool loop is >= 0.8), and where a generation's time goes in the evofool loop.
 
-    python benchmarks/loop_overhead.py [experiments/mnist_direct_mapelites.yaml] [key=value ...]
+    python benchmarks/loop_overhead.py [EXPERIMENT.yaml] [key=value ...]
+
+Default experiment: experiments/mnist_direct_mapelites.yaml. The DEAP rows need a direct
+(pixel) encoding with MAP-Elites; for other experiments (e.g. the CPPN one) they are skipped.
 """
 from __future__ import annotations
 
@@ -24,85 +50,145 @@ import torch
 from deap import base, creator, tools
 
 from evofool.config import load_experiment
-from evofool.evaluation import BatchEvaluator
-from evofool.fitness.registry import resolve_device
 from evofool.run import run_experiment
+from evofool.search.evaluation import ChunkEvaluator
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def full_loop(experiment, keep_every: int = 10) -> tuple[float, int, list[torch.Tensor]]:
-    """Steady-state evaluations/s of the whole loop (from the run's own log), and every
-    ``keep_every``-th batch it scored (keeping all would make the loop allocate hundreds of
-    MB as it runs, which slows the loop being measured)."""
-    recorded: list[torch.Tensor] = []
-    calls = [0]
-    original = BatchEvaluator.__call__
+def full_loop(experiment, keep_every: int = 10) -> dict:
+    """The whole loop's steady-state evaluations/s (from the run's own log), every
+    ``keep_every``-th chunk it scored (keeping all would make the loop allocate hundreds of
+    MB as it runs, which slows the loop being measured), the run's target and genome type,
+    and the time spent inside ``ChunkEvaluator`` calls after generation 0."""
+    # per call: (evaluations before it, its seconds, process CPU seconds at its end, kept chunk)
+    calls: list[tuple[int, float, float, np.ndarray | None]] = []
+    seen = {"evaluations": 0}
+    original = ChunkEvaluator.__call__
 
-    def recording(self, population):
-        calls[0] += 1
-        if calls[0] % keep_every == 2:  # not the initial population (call 1)
-            recorded.append(self.genome_type.render(population))
-        return original(self, population)
+    def recording(self, candidates):
+        start = time.perf_counter()
+        scores = original(self, candidates)
+        seconds = time.perf_counter() - start
+        calls.append((seen["evaluations"], seconds, time.process_time(),
+                      candidates if len(calls) % keep_every == 1 else None))
+        seen.update(evaluations=seen["evaluations"] + len(candidates), target=self.target,
+                    genome_type=self.genome_type)
+        return scores
 
-    BatchEvaluator.__call__ = recording
+    ChunkEvaluator.__call__ = recording
     try:
         result = run_experiment(experiment)
     finally:
-        BatchEvaluator.__call__ = original
-    log = [json.loads(l) for l in (result.run_dir / "log.jsonl").read_text().splitlines()]
-    # from the end of generation 0 (model loaded, initial batch scored) to the last generation
+        ChunkEvaluator.__call__ = original
+    log = [json.loads(line) for line in
+           (result.run_dir / "log.jsonl").read_text().splitlines()]
     evaluations = log[-1]["evaluations"] - log[0]["evaluations"]
     seconds = log[-1]["wall_time"] - log[0]["wall_time"]
-    return evaluations / seconds, evaluations, recorded
+    timed = [c for c in calls if c[0] >= log[0]["evaluations"]]  # after generation 0
+    # CPU time: from the end of generation 0's last chunk to the end of the last chunk
+    cpu = timed[-1][2] - calls[len(calls) - len(timed) - 1][2]
+    batches = [seen["genome_type"].render(kept) for *_, kept in timed if kept is not None]
+    return {"rate": evaluations / seconds, "evaluations": evaluations, "seconds": seconds,
+            "cpu_rate": evaluations / cpu,
+            "generations": len(log) - 1, "batches": batches, "target": seen["target"],
+            "genome_type": seen["genome_type"],
+            "inside_evaluate": sum(c[1] for c in timed), "chunks": len(timed)}
 
 
-def classifier_only(target, batches: list[torch.Tensor], repeats: int = 5) -> float:
-    """Evaluations/s of ``Target.scores`` alone on the recorded batches (median of repeats)."""
+def classifier_only(target, batches: list[torch.Tensor], repeats: int = 5
+                    ) -> tuple[float, float]:
+    """Evaluations per wall and per CPU second of ``Target.scores`` alone on the recorded
+    chunks (median of repeats)."""
     target.scores(batches[0])  # warm-up
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         for images in batches:
             target.scores(images)
-        times.append(time.perf_counter() - start)
-    return sum(len(b) for b in batches) / float(np.median(times))
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    evaluations = sum(len(b) for b in batches)
+    return evaluations / float(np.median(walls)), evaluations / float(np.median(cpus))
 
 
-def textbook_deap(target, generations: int = 3, offspring: int = 200) -> float:
-    """MAP-Elites written the way DEAP's examples write loops: one individual at a time."""
-    if not hasattr(creator, "TextbookFitness"):
-        creator.create("TextbookFitness", base.Fitness, weights=(1.0,))
-        creator.create("TextbookIndividual", list, fitness=creator.TextbookFitness)
-    random.seed(0)
-    side = target.input_size[0]
+def deap_map_elites(target, shape: tuple[int, int, int], init_size: int, offspring: int,
+                    generations: int, chunk_size: int | None, seed: int = 0) -> dict:
+    """MAP-Elites as a DEAP program (see the module docstring, rows 3 and 4).
+
+    ``chunk_size`` None: DEAP's default ``toolbox.map`` (builtin ``map``) over an ``evaluate``
+    of one individual; otherwise ``toolbox.map`` batches the individuals into chunks of
+    ``chunk_size`` and ``evaluate`` scores a whole chunk in one ``Target.scores`` call.
+    Returns evaluations/s and the seconds spent in variation (clone + mutate) and in
+    ``toolbox.map`` (evaluation)."""
+    classes = len(target.class_ids)
+    name = f"DeapFitness{classes}"
+    if not hasattr(creator, name):
+        creator.create(name, base.Fitness, weights=(1.0,) * classes)
+        creator.create(f"DeapIndividual{classes}", list, fitness=getattr(creator, name))
+    individual_class = getattr(creator, f"DeapIndividual{classes}")
+    random.seed(seed)
+    genes = int(np.prod(shape))
     toolbox = base.Toolbox()
-    toolbox.register("individual", tools.initRepeat, creator.TextbookIndividual, random.random,
-                     side * side)
-    toolbox.register("mutate", tools.mutPolynomialBounded, eta=15.0, low=0.0, up=1.0, indpb=0.1)
+    toolbox.register("attr_float", random.random)
+    toolbox.register("individual", tools.initRepeat, individual_class, toolbox.attr_float,
+                     genes)
+    toolbox.register("population", tools.initRepeat, list, toolbox.individual)
+    toolbox.register("mutate", tools.mutPolynomialBounded, eta=15.0, low=0.0, up=1.0,
+                     indpb=0.1)
 
-    def evaluate(individual):
-        image = torch.tensor(individual, dtype=torch.float32).view(1, 1, side, side)
-        return tuple(target.scores(image)[0])
+    def to_images(individuals) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(individuals, dtype=np.float32)).view(-1, *shape)
 
+    if chunk_size is None:
+        def evaluate(individual):
+            return tuple(target.scores(to_images([individual]))[0])
+    else:
+        def evaluate(individuals):
+            return [tuple(row) for row in target.scores(to_images(individuals))]
+
+        def chunked_map(function, individuals):
+            results = []
+            for i in range(0, len(individuals), chunk_size):
+                results.extend(function(individuals[i:i + chunk_size]))
+            return results
+
+        toolbox.register("map", chunked_map)
     toolbox.register("evaluate", evaluate)
-    elites: dict[int, tuple[float, list]] = {}
 
-    def offer(individual, probabilities):
-        for cls, p in enumerate(probabilities):
-            if cls not in elites or p > elites[cls][0]:
-                elites[cls] = (p, individual)
+    elites: list = [None] * classes  # per class: the individual with the best fitness there
 
-    start = time.perf_counter()
-    population = [toolbox.individual() for _ in range(offspring)]
-    for ind, probs in zip(population, map(toolbox.evaluate, population)):
-        offer(ind, probs)
+    def offer(individuals) -> None:
+        for ind in individuals:
+            for cls, value in enumerate(ind.fitness.values):
+                if elites[cls] is None or value > elites[cls].fitness.values[cls]:
+                    elites[cls] = ind
+
+    def evaluate_all(individuals) -> float:
+        start = time.perf_counter()
+        for ind, fit in zip(individuals, toolbox.map(toolbox.evaluate, individuals)):
+            ind.fitness.values = fit
+        return time.perf_counter() - start
+
+    population = toolbox.population(n=init_size)
+    evaluate_all(population)
+    offer(population)
+    after_init, cpu_after_init = time.perf_counter(), time.process_time()
+    variation = evaluation = 0.0
     for _ in range(generations):
-        parents = [random.choice(list(elites.values()))[1] for _ in range(offspring)]
-        children = [toolbox.mutate(toolbox.clone(p))[0] for p in parents]
-        for ind, probs in zip(children, toolbox.map(toolbox.evaluate, children)):
-            offer(ind, probs)
-    return offspring * (generations + 1) / (time.perf_counter() - start)
+        mark = time.perf_counter()
+        filled = [e for e in elites if e is not None]
+        children = [toolbox.clone(random.choice(filled)) for _ in range(offspring)]
+        for child in children:
+            toolbox.mutate(child)
+            del child.fitness.values
+        variation += time.perf_counter() - mark
+        evaluation += evaluate_all(children)
+        offer(children)
+    end, cpu_end = time.perf_counter(), time.process_time()
+    return {"rate": offspring * generations / (end - after_init),
+            "cpu_rate": offspring * generations / (cpu_end - cpu_after_init),
+            "variation": variation, "evaluation": evaluation, "generations": generations}
 
 
 def main(argv: list[str]) -> None:
@@ -112,23 +198,52 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         experiment = load_experiment(path, ["log.progress=false", f"output_dir={tmp}/run",
                                             *overrides])
-        loop_rate, evaluations, batches = full_loop(experiment)
-        target = experiment.model.build_target(resolve_device(experiment.device))
-        classifier_rate = classifier_only(target, batches)
-        deap_rate = textbook_deap(target, offspring=experiment.algorithm.offspring)
+        loop = full_loop(experiment)
+    target, genome_type = loop["target"], loop["genome_type"]
+    classifier = classifier_only(target, loop["batches"])
+    params = experiment.algorithm
+    rows = [("classifier only (same chunks)", classifier),
+            ("evofool full loop (ask/score/tell, log, checkpoints)",
+             (loop["rate"], loop["cpu_rate"]))]
+    deap = []
+    if genome_type.name == "direct" and experiment.algorithm_type == "map_elites":
+        shape = tuple(genome_type.shape)
+        batched = deap_map_elites(target, shape, params.init_size, params.offspring,
+                                  generations=20, chunk_size=experiment.runtime.batch_size)
+        per_image = deap_map_elites(target, shape, params.init_size, params.offspring,
+                                    generations=5, chunk_size=None)
+        rows += [(f"DEAP, batched evaluate (chunks of {experiment.runtime.batch_size})",
+                  (batched["rate"], batched["cpu_rate"])),
+                 ("DEAP, one evaluate call per image",
+                  (per_image["rate"], per_image["cpu_rate"]))]
+        deap = [("batched evaluate", batched), ("one call per image", per_image)]
+
     print(f"experiment: {path} {' '.join(overrides)}")
     print(f"device: {target.device}, torch threads: {torch.get_num_threads()}, "
-          f"batch: {experiment.algorithm.offspring} offspring/generation, "
-          f"{evaluations} evaluations timed")
+          f"{params.offspring} children/generation, runtime.batch_size "
+          f"{experiment.runtime.batch_size}, {loop['evaluations']:,} evaluations timed "
+          f"({loop['generations']} generations after generation 0, {loop['seconds']:.2f} s)")
     print()
-    print(f"| {'what':<44} | {'evaluations/s':>13} | {'vs classifier':>13} |")
-    print(f"|{'-' * 46}|{'-' * 15}|{'-' * 15}|")
-    for name, rate in (("classifier only (same batches)", classifier_rate),
-                       ("evofool full loop (log, checkpoints)", loop_rate),
-                       ("textbook DEAP (one evaluate call per image)", deap_rate)):
-        print(f"| {name:<44} | {rate:>13,.0f} | {rate / classifier_rate:>13.2f} |")
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'what':<{width}} | evaluations/s | vs classifier | same, per CPU second |")
+    print(f"|{'-' * (width + 2)}|--------------:|--------------:|---------------------:|")
+    for name, (rate, cpu_rate) in rows:
+        print(f"| {name:<{width}} | {rate:>13,.0f} | {rate / classifier[0]:>13.2f} "
+              f"| {cpu_rate / classifier[1]:>20.2f} |")
     print()
-    print(f"loop / classifier ratio: {loop_rate / classifier_rate:.2f} (target >= 0.80)")
+    print(f"loop / classifier ratio: {loop['rate'] / classifier[0]:.2f} wall-clock, "
+          f"{loop['cpu_rate'] / classifier[1]:.2f} per CPU second (target >= 0.80)")
+    generations = loop["generations"]
+    per_gen = 1e3 * loop["seconds"] / generations
+    inside = 1e3 * loop["inside_evaluate"] / generations
+    print(f"evofool, per generation: {per_gen:.2f} ms in all, {inside:.2f} ms inside "
+          f"ChunkEvaluator (render + Target.scores, {loop['chunks'] / generations:g} "
+          f"call(s)), {per_gen - inside:.2f} ms the rest (ask, tell, log, checkpoints)")
+    for label, result in deap:
+        gens = result["generations"]
+        print(f"DEAP {label}, per generation: {1e3 * result['variation'] / gens:.2f} ms "
+              f"clone + mutPolynomialBounded, {1e3 * result['evaluation'] / gens:.2f} ms "
+              f"toolbox.map(toolbox.evaluate, ...) ({gens} generations timed)")
 
 
 if __name__ == "__main__":

@@ -56,11 +56,11 @@ def test_shipped_weights_give_softmax_rows() -> None:
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-9)
 
 
-def test_shipped_weights_have_a_sidecar() -> None:
+def test_shipped_weights_have_a_sidecar_saying_how_they_were_made() -> None:
+    # (the accuracy it states is checked against real MNIST below, not read back here)
     sidecar = DEFAULT_WEIGHTS.with_name(DEFAULT_WEIGHTS.name + ".json")
     metrics = json.loads(sidecar.read_text())
-    assert metrics["held_out_accuracy"] >= 0.99
-    assert metrics["seed"] == 0
+    assert metrics["seed"] == 0 and "command" in metrics
 
 
 def test_idx_reader_rejects_corrupt_files(tmp_path: Path) -> None:
@@ -111,12 +111,15 @@ def test_save_load_round_trip_is_float16(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["lenet.safetensors"]  # no temp file left
 
 
-def test_train_lenet_smoke(tmp_path: Path) -> None:
-    """One epoch on a tiny synthetic IDX set in the train-5k layout writes loadable weights."""
+def test_train_lenet_learns_and_reports_the_accuracy_its_weights_have(tmp_path: Path) -> None:
+    """One epoch on a tiny synthetic IDX set in the train-5k layout: the written weights
+    classify held-out digits far above chance, and the accuracy the trainer reports is the
+    one those weights get when scored here, independently, on the held-out split."""
     data_dir = tmp_path / "mnist"
     data_dir.mkdir()
     _write_idx(data_dir, "train-5k", *_synthetic_digits(200, seed=1))
-    _write_idx(data_dir, "t10k", *_synthetic_digits(2100, seed=2))
+    test_images, test_labels = _synthetic_digits(2100, seed=2)
+    _write_idx(data_dir, "t10k", test_images, test_labels)
     out = tmp_path / "weights" / "lenet.safetensors"
 
     metrics = train_lenet(str(data_dir), out, seed=0, epochs=1, progress=False,
@@ -124,13 +127,14 @@ def test_train_lenet_smoke(tmp_path: Path) -> None:
 
     assert metrics["train_images"] == 300             # 200 train-5k + first 100 test images
     assert metrics["held_out_images"] == 2000          # the last 2,000 test images
-    assert metrics["epochs"] == 1 and metrics["seed"] == 0
-    assert 0.0 <= metrics["held_out_accuracy"] <= 1.0
+    target = build_lenet_target(torch.device("cpu"), out)
+    images = torch.from_numpy(test_images[-2000:]).float().div(255).unsqueeze(1)
+    accuracy = float((target.scores(images).argmax(axis=1) == test_labels[-2000:]).mean())
+    assert accuracy > 0.5, f"one epoch on bar digits gave {accuracy:.1%} (chance: 10%)"
+    # the sidecar's figure is the float32 model's; the saved float16 weights may differ a bit
+    assert abs(metrics["held_out_accuracy"] - accuracy) <= 0.01
     sidecar = json.loads(out.with_name(out.name + ".json").read_text())
-    assert sidecar["command"] == "pytest smoke"
-    assert sidecar["held_out_accuracy"] == metrics["held_out_accuracy"]
-    scores = build_lenet_target(torch.device("cpu"), out).scores(torch.rand(3, 1, 28, 28))
-    assert scores.shape == (3, 10)
+    assert sidecar["command"] == "pytest smoke" and sidecar["seed"] == 0
 
 
 @pytest.mark.mnist_data
@@ -150,3 +154,5 @@ def test_shipped_weights_reach_99_percent_on_heldout_mnist() -> None:
     target = build_lenet_target(torch.device("cpu"))
     accuracy = float((target.scores(images).argmax(axis=1) == labels).mean())
     assert accuracy >= 0.99, f"shipped LeNet scores {accuracy:.2%} on the held-out 2,000"
+    sidecar = json.loads(DEFAULT_WEIGHTS.with_name(DEFAULT_WEIGHTS.name + ".json").read_text())
+    assert abs(sidecar["held_out_accuracy"] - accuracy) <= 0.002, "the sidecar's figure is stale"

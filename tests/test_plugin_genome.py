@@ -17,8 +17,9 @@ def test_map_elites_runs_a_plugin_named_by_dotted_path(tmp_path):
     path = small_experiment(tmp_path, genome={"type": "plugin_genomes:StripesGenome",
                                               "sigma": 0.2})
     result = run_experiment(load_experiment(path))
-    assert result.archive_json["summary"]["filled"] == 10
     archive, genome_type, _ = load_archive(tmp_path / "run")
+    # the plugin's own mutate drove the search: elites come from later generations too
+    assert result.archive_json["summary"]["median"] > 0.1 and archive.generation.max() > 0
     assert isinstance(genome_type, StripesGenome) and genome_type.params.sigma == 0.2
     assert len(export_archive(tmp_path / "run", tmp_path / "out")) == 11
 
@@ -42,4 +43,5 @@ def test_entry_point_makes_a_plugin_available_by_name(tmp_path, monkeypatch):
     assert "stripes" in available_genome_types()
     assert get_genome_type("stripes") is StripesGenome
     path = small_experiment(tmp_path, genome={"type": "stripes"})
-    assert run_experiment(load_experiment(path)).archive_json["summary"]["filled"] == 10
+    _, genome_type, _ = load_archive(run_experiment(load_experiment(path)).run_dir)
+    assert isinstance(genome_type, StripesGenome)

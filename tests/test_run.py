@@ -1,10 +1,5 @@
 """Whole runs on the shipped LeNet at small budgets: outputs, reproducibility, resume."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -40,8 +35,9 @@ def test_map_elites_improves_every_class_over_random_images(tmp_path):
     path = small_experiment(tmp_path, budget={"generations": 30})
     result = run_experiment(load_experiment(path))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert log[-1]["median"] > log[0]["median"]
-    assert result.archive_json["summary"]["filled"] == 10
+    # every digit's elite beats the best of the 40 random images it started from
+    assert all(end > start for start, end in zip(log[0]["best"], log[-1]["best"]))
+    assert result.archive_json["summary"]["median"] == log[-1]["median"] > log[0]["median"]
 
 
 def test_same_seed_same_archive_and_other_seed_differs(tmp_path):
@@ -79,36 +75,6 @@ def test_resume_extends_a_finished_run_like_one_long_run(tmp_path):
     resume_run(tmp_path / "short" / "r", ["budget.generations=8"])
     assert ((tmp_path / "short" / "r" / "archive" / "archive.json").read_text()
             == (tmp_path / "long" / "r" / "archive" / "archive.json").read_text())
-
-
-def test_kill_9_then_resume_gives_the_uninterrupted_archive(tmp_path):
-    sections = dict(algorithm={"type": "map_elites", "init_size": 20, "offspring": 20},
-                    budget={"generations": 400}, log={"progress": False, "checkpoint_every": 7})
-    (tmp_path / "whole").mkdir(), (tmp_path / "killed").mkdir()
-    whole = small_experiment(tmp_path / "whole", output_dir=str(tmp_path / "whole" / "r"),
-                             **sections)
-    killed = small_experiment(tmp_path / "killed", output_dir=str(tmp_path / "killed" / "r"),
-                              **sections)
-    run_dir = tmp_path / "killed" / "r"
-    process = subprocess.Popen([sys.executable, "-m", "evofool", "run", str(killed)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    log = run_dir / "log.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if log.exists() and log.read_text().count("\n") > 30:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, "the run ended before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (run_dir / "archive").exists()
-
-    resume_run(run_dir)
-    run_experiment(load_experiment(whole))
-    assert ((run_dir / "archive" / "archive.json").read_text()
-            == (tmp_path / "whole" / "r" / "archive" / "archive.json").read_text())
-    generations = [json.loads(l)["generation"] for l in log.read_text().splitlines()]
-    assert generations == list(range(401))  # lines past the checkpoint were trimmed
 
 
 def test_ga_runs_each_target_class_and_fills_only_those(tmp_path):

@@ -1,21 +1,26 @@
 """Loop evaluations/s vs classifier-only evaluations/s on an ImageNet target, batch sizes swept.
 
-For each ``batch_size`` B (images per forward pass; each generation's children, the
-experiment's ``algorithm.offspring``, are scored in chunks of B):
-  1. the full evofool MAP-Elites loop of an experiment (run directory, JSON-lines log,
-     checkpoints; rendering, mutation, archive update), for about ``--evaluations`` images
-     after generation 0 (model loaded, warmed up);
+For each ``runtime.batch_size`` B (images per forward pass: each generation's candidates,
+the experiment's ``algorithm.offspring``, are cut into chunks of B and scored with
+``toolbox.map(toolbox.evaluate, chunks)``, one ``ChunkEvaluator`` call = render + one
+``Target.scores`` per chunk):
+  1. the full evofool MAP-Elites loop of an experiment (``run_experiment``: ask -> score ->
+     tell, run directory, JSON-lines log, checkpoints; mutation, rendering, archive update),
+     for about ``--evaluations`` images after generation 0 (model loaded, warmed up);
+     timed from the end of generation 0's last chunk to the end of the last chunk, with
+     ``ChunkEvaluator.__call__`` wrapped to keep each chunk (a reference) and mark the time;
   2. the classifier alone (``Target.scores``: resize, normalize, forward, softmax) on the
-     very generations the loop scored, rendered beforehand, in the same chunks of B, median
-     of ``--repeats`` passes.
+     very chunks the loop scored, rendered beforehand, one call per chunk as in the loop,
+     median of ``--repeats`` passes.
 The ratio loop / classifier is what the loop costs on top of the network (target >= 0.8),
 in wall-clock time and in process CPU time (robust when other processes share the cores).
 
     python benchmarks/imagenet_loop.py [EXPERIMENT.yaml] [key=value overrides ...]
-        [--batch-sizes 8 16 32 100] [--evaluations 1500]
+        [--batch-sizes 8 16 32 100] [--evaluations 1500] [--repeats 3]
 
 Default experiment: experiments/imagenet_cppn_mapelites-quick.yaml (efficientnet-lite0,
-offline). Overrides apply to every point, e.g. model.precision=bf16 or device=cuda.
+offline). Overrides apply to every point, e.g. model.precision=bf16, runtime.threads=1 or
+runtime.device=cuda.
 """
 from __future__ import annotations
 
@@ -28,8 +33,8 @@ import numpy as np
 import torch
 
 from evofool.config import load_experiment
-from evofool.evaluation import BatchEvaluator
 from evofool.run import run_experiment
+from evofool.search.evaluation import ChunkEvaluator
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "experiments" / "imagenet_cppn_mapelites-quick.yaml"
@@ -49,48 +54,54 @@ class Clock:
 
 def loop_rate(experiment) -> tuple[tuple[float, float], int, list[np.ndarray], object, object]:
     """Evaluations per wall and per CPU second of the whole loop from the end of generation 0
-    (model loaded and warmed up) to the end of the last generation's scoring, the
-    populations it scored (references only: rendering them again is left for later, outside
-    the timing), and the run's target and genome type."""
-    populations: list[np.ndarray] = []
+    (model loaded and warmed up) to the end of the last generation's scoring, the chunks it
+    scored after generation 0 (references only: rendering them again is left for later,
+    outside the timing), and the run's target and genome type.
+
+    ``ChunkEvaluator.__call__`` (the toolbox's ``evaluate``: render + ``Target.scores`` of one
+    chunk of ``runtime.batch_size`` candidates; ``toolbox.map`` calls it once per chunk) is
+    wrapped to keep each chunk and mark the clocks when it returns."""
+    chunks: list[np.ndarray] = []
     seen: dict = {}
     marks: list[Clock] = []
-    original = BatchEvaluator.__call__
+    original = ChunkEvaluator.__call__
 
-    def recording(self, population):
-        populations.append(population)
+    def recording(self, candidates):
+        chunks.append(candidates)
         seen.update(target=self.target, genome_type=self.genome_type)
-        scores = original(self, population)
+        scores = original(self, candidates)
         marks.append(Clock())
         return scores
 
-    BatchEvaluator.__call__ = recording
+    ChunkEvaluator.__call__ = recording
     try:
         run_experiment(experiment)
     finally:
-        BatchEvaluator.__call__ = original
-    evaluations = sum(len(p) for p in populations[1:])
-    wall, cpu = marks[-1].since(marks[0])
-    return (evaluations / wall, evaluations / cpu), evaluations, populations[1:], \
+        ChunkEvaluator.__call__ = original
+    initial, first = experiment.algorithm.init_size, 0  # generation 0: the first chunks
+    while initial > 0:
+        initial -= len(chunks[first])
+        first += 1
+    evaluations = sum(len(c) for c in chunks[first:])
+    wall, cpu = marks[-1].since(marks[first - 1])
+    return (evaluations / wall, evaluations / cpu), evaluations, chunks[first:], \
         seen["target"], seen["genome_type"]
 
 
-def classifier_rate(target, generations: list[torch.Tensor], batch_size: int,
-                    repeats: int) -> tuple[float, float]:
-    """Evaluations per wall and per CPU second of ``Target.scores`` alone on the
-    generations' images, in chunks of ``batch_size`` as the loop scores them (the median
-    of ``repeats`` passes, as the loop is measured once)."""
-    target.scores(generations[0][:batch_size])  # warm-up
+def classifier_rate(target, chunks: list[torch.Tensor], repeats: int) -> tuple[float, float]:
+    """Evaluations per wall and per CPU second of ``Target.scores`` alone on the chunks the
+    loop scored, one call per chunk as the loop made them (the median of ``repeats`` passes,
+    as the loop is measured once)."""
+    target.scores(chunks[0])  # warm-up
     walls, cpus = [], []
     for _ in range(repeats):
         start = Clock()
-        for images in generations:
-            for i in range(0, len(images), batch_size):
-                target.scores(images[i:i + batch_size])
+        for images in chunks:
+            target.scores(images)
         wall, cpu = Clock().since(start)
         walls.append(wall)
         cpus.append(cpu)
-    evaluations = sum(len(g) for g in generations)
+    evaluations = sum(len(c) for c in chunks)
     return evaluations / float(np.median(walls)), evaluations / float(np.median(cpus))
 
 
@@ -115,16 +126,16 @@ def main() -> None:
             generations = max(2, round(args.evaluations / offspring))
             experiment = load_experiment(args.experiment, [
                 "log.progress=false", f"output_dir={tmp}/run{size}",
-                f"algorithm.init_size={offspring}", f"batch_size={size}",
+                f"algorithm.init_size={offspring}", f"runtime.batch_size={size}",
                 f"budget.generations={generations}", "budget.evaluations=null",
                 *args.overrides])
-            loop, evaluations, populations, target, genome_type = loop_rate(experiment)
-            images = [genome_type.render(p) for p in populations]
-            classifier = classifier_rate(target, images, size, args.repeats)
+            loop, evaluations, chunks, target, genome_type = loop_rate(experiment)
+            images = [genome_type.render(c) for c in chunks]
+            classifier = classifier_rate(target, images, args.repeats)
             rows.append((size, generations, evaluations, loop, classifier))
             print(f"batch {size}: loop {loop[0]:.1f}/s, classifier {classifier[0]:.1f}/s "
                   f"(per CPU second: {loop[1]:.1f}, {classifier[1]:.1f})", flush=True)
-            del images, populations
+            del images, chunks
 
     model = experiment.model
     print()

@@ -1,4 +1,4 @@
-"""The distribution: a built wheel carries all three import names and the LeNet weights."""
+"""The distribution: a built wheel carries every import name and the LeNet weights."""
 import subprocess
 import sys
 import zipfile
@@ -13,14 +13,16 @@ def test_wheel_imports_evofool_genomes_and_fitness_with_shipped_weights(tmp_path
     (wheel,) = (tmp_path / "dist").glob("evofool-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "evofool/genomes/direct.py" in names and "evofool/fitness/lenet.py" in names
+    assert "evofool/search/map_elites.py" in names
     assert "evofool/fitness/weights/lenet_mnist.safetensors" in names
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
-            "import evofool, evofool.genomes, evofool.fitness, evofool.cli;"
+            "import evofool, evofool.genomes, evofool.fitness, evofool.cli, evofool.run;"
+            "from evofool.search.registry import get_algorithm; get_algorithm('ga');"
             "from evofool.fitness.lenet import DEFAULT_WEIGHTS, load_lenet;"
             "assert all(m.__file__.startswith(sys.argv[1]) for m in "
-            "(evofool, evofool.genomes, evofool.fitness)), 'imported the source tree';"
+            "(evofool, evofool.genomes, evofool.fitness, evofool.run)), 'imported the source tree';"
             "load_lenet(); print('ok')")
     result = subprocess.run([sys.executable, "-c", code, str(unpacked)], capture_output=True,
                             text=True, cwd=tmp_path)

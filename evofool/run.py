@@ -179,6 +179,15 @@ def run_experiment(experiment: Experiment) -> RunResult:
     return _loop(run_dir, experiment, algorithm, target, 0.0)
 
 
+def _never_started(run_dir: Path) -> bool:
+    """A run directory with a config but nothing else a run writes: the run was stopped
+    before its first checkpoint, so it resumes from the beginning (its starting state is a
+    function of the config)."""
+    log = run_dir / LOG_NAME
+    return not ((run_dir / CHECKPOINT_NAME).exists() or (run_dir / "archive").exists()
+                or (log.exists() and log.stat().st_size > 0))
+
+
 def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
     """Continue a stopped run from its last checkpoint; ``overrides`` may change only the
     budget (to extend a finished run), log and runtime settings, so the result stays
@@ -193,10 +202,14 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
                                f"{', '.join(p + '*' for p in RESUME_OVERRIDABLE)})")
     data = apply_overrides(read_yaml(config_path), list(overrides), str(config_path))
     experiment = validate_experiment(data, str(config_path), run_dir.name)
-    info, arrays = load_checkpoint(run_dir / CHECKPOINT_NAME)
+    if _never_started(run_dir):  # stopped between config.yaml and the first checkpoint
+        info, arrays = {}, None
+    else:
+        info, arrays = load_checkpoint(run_dir / CHECKPOINT_NAME)
     algorithm, target = build_search(experiment)
     try:
-        algorithm.load_state(info, arrays)
+        if arrays is not None:
+            algorithm.load_state(info, arrays)
     except (KeyError, ValueError, TypeError) as exc:
         raise EvofoolError(f"checkpoint '{run_dir / CHECKPOINT_NAME}' does not match "
                            f"{config_path} ({type(exc).__name__}: {exc})") from None

@@ -7,6 +7,7 @@ from PIL import Image
 
 from evofool.archive_store import export_archive, load_archive
 from evofool.config import load_experiment
+from evofool.errors import EvofoolError
 from evofool.run import resume_run, run_experiment
 from conftest import small_experiment
 
@@ -186,3 +187,24 @@ def test_a_model_returning_nan_for_some_inputs_never_gets_a_nan_elite(tmp_path):
     # chunks of 10, and the NaN ones sit at places 1, 4 and 7 of a chunk
     places = {(row["evaluations"] - 1) % 10 for row in content["classes"]}
     assert not places & {1, 4, 7}
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path):
+    """A kill between writing config.yaml and the first checkpoint leaves only the config:
+    --resume starts the run over (same result), instead of stranding the directory."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    whole = small_experiment(tmp_path / "a", output_dir=str(tmp_path / "a" / "r"))
+    run_experiment(load_experiment(whole))
+    cut = small_experiment(tmp_path / "b", output_dir=str(tmp_path / "b" / "r"))
+    run_experiment(load_experiment(cut))
+    run = tmp_path / "b" / "r"
+    for path in sorted(run.rglob("*"), reverse=True):  # keep config.yaml only
+        if path.name != "config.yaml":
+            path.rmdir() if path.is_dir() else path.unlink()
+    resume_run(run)
+    assert ((run / "archive" / "archive.json").read_text()
+            == (tmp_path / "a" / "r" / "archive" / "archive.json").read_text())
+    # a directory whose checkpoint is gone but whose archive is there is not started over
+    (run / "checkpoint.npz").unlink()
+    with pytest.raises(EvofoolError, match="no checkpoint"):
+        resume_run(run)

@@ -135,7 +135,7 @@ def genome_type_from_json(genome: dict, image: dict, source: str) -> GenomeType:
     size) entries that archive.json and genome JSON files carry; raises ValueError/KeyError
     (or EvofoolError for an unknown type or bad params, naming ``source``)."""
     meta = {k: v for k, v in dict(genome).items() if k not in RUNTIME_KEYS_SAVED_BEFORE}
-    genome_cls = get_genome_type(meta.pop("type"))
+    genome_cls = get_genome_type(meta.pop("type"), source)
     params = from_dict(genome_cls.Params, meta, "genome", source)
     size = (int(image["size"][0]), int(image["size"][1]))
     if min(size) < 1:

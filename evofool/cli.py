@@ -215,14 +215,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list models, genome types and algorithms")
     models.set_defaults(func=_cmd_models)
+
+    for command in (run, show, export, render, report, rescore, transfer, compare):
+        command.add_argument(
+            "--trust", action="store_true",
+            help="load code that the run directory, archive or genome file names (a "
+                 "module:Class genome type or algorithm, a python: or torchscript: model); "
+                 "only for files from someone you trust")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from evofool.plugins import trusting_artifacts
     from evofool.stops import RunStopped
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with trusting_artifacts(getattr(args, "trust", False)):
+            return args.func(args)
     except RunStopped as exc:  # the user asked for the stop: not an error
         print(f"evofool: {exc}", file=sys.stderr)
         return exc.exit_code

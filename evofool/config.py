@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from evofool.errors import EvofoolError
-from evofool.fitness.registry import build_target
+from evofool.fitness.registry import build_target, check_spec_from_artifact
 from evofool.fitness.target import Target
 from evofool.genomes.registry import get_genome_type
 from evofool.schema import from_dict, positive, to_dict
@@ -195,22 +195,29 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def _typed_section(data: dict, key: str, source: str, lookup) -> tuple[str, type, Any]:
+def _typed_section(data: dict, key: str, source: str, lookup,
+                   artifact: bool) -> tuple[str, type, Any]:
     section = dict(data)
     type_name = section.pop("type", None)
     if not isinstance(type_name, str):
         raise EvofoolError(f"{source}: {key}.type = {type_name!r} is invalid: expected a name")
-    cls = lookup(type_name)
+    cls = lookup(type_name, source if artifact else None)
     return type_name, cls, from_dict(cls.Params, section, key, source)
 
 
-def validate_experiment(data: dict, source: str, default_name: str) -> Experiment:
+def validate_experiment(data: dict, source: str, default_name: str,
+                        artifact: bool = False) -> Experiment:
+    """``artifact``: ``data`` comes from a file evofool wrote (a run's config.yaml), maybe
+    someone else's: names in it that would run code need trust (:mod:`evofool.plugins`)."""
     top = from_dict(_TopLevel, data, "", source)
     model = top.model
+    if artifact:
+        check_spec_from_artifact(model.spec, source)
     try:
-        genome_type, _, genome = _typed_section(top.genome, "genome", source, get_genome_type)
+        genome_type, _, genome = _typed_section(top.genome, "genome", source, get_genome_type,
+                                                artifact)
         algorithm_type, _, algorithm = _typed_section(top.algorithm, "algorithm", source,
-                                                      get_algorithm)
+                                                      get_algorithm, artifact)
     except EvofoolError as exc:
         message = str(exc)
         raise EvofoolError(message if message.startswith(source) else f"{source}: {message}")

@@ -1,12 +1,43 @@
 """One shape for every registry of pluggable classes (genome types, search algorithms):
 built-ins named lazily, classes registered in this process, entry points of installed
-packages, and ``package.module:Class`` paths written in an experiment."""
+packages, and ``package.module:Class`` paths written in an experiment.
+
+Artifacts (archives, genome files, a run directory's config.yaml) may come from strangers:
+a name read from one resolves only against the built-ins, this process's registrations and
+installed entry points. Importing a module path that an artifact names would run that
+module, so it needs the user's explicit trust (``evofool ... --trust``, or
+:func:`trusting_artifacts` in code).
+"""
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib.metadata import entry_points
+from typing import Iterator
 
 from evofool.errors import EvofoolError
+
+_TRUSTED = ContextVar("evofool_trust_artifacts", default=False)
+
+
+@contextmanager
+def trusting_artifacts(trust: bool = True) -> Iterator[None]:
+    """Within the block, module paths (and code-carrying model specs) named by artifacts are
+    loaded, as if the user had written them."""
+    token = _TRUSTED.set(trust)
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def check_artifact_code(what: str, source: str | None) -> None:
+    """Refuse to load code that the artifact ``source`` names (``what``), unless trusted;
+    ``source`` None means the user wrote the name (an experiment file, a command line)."""
+    if source is not None and not _TRUSTED.get():
+        raise EvofoolError(f"{source}: names {what}; loading it would run code that came with "
+                           "the file: pass --trust if you trust whoever made it")
 
 
 class PluginRegistry:
@@ -27,8 +58,9 @@ class PluginRegistry:
         found = set(self.builtin) | set(self.registered)
         return sorted(found | {ep.name for ep in entry_points(group=self.group)})
 
-    def get(self, name: str) -> type:
-        """The class for ``name``; an unknown or broken name is a one-line EvofoolError."""
+    def get(self, name: str, source: str | None = None) -> type:
+        """The class for ``name``; an unknown or broken name is a one-line EvofoolError.
+        ``source``: the artifact that names it (then a module path needs trust)."""
         if name in self.registered:
             return self.registered[name]
         target = self.builtin.get(name)
@@ -36,6 +68,7 @@ class PluginRegistry:
             target = next((ep.value for ep in entry_points(group=self.group) if ep.name == name),
                           None)
         if target is None and ":" in name:
+            check_artifact_code(f"the {self.kind} '{name}', a module path", source)
             target = name
         if target is None:
             raise EvofoolError(f"unknown {self.kind} '{name}' (available: "

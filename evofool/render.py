@@ -171,7 +171,8 @@ def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto"
     For CPPNs on ``picbreeder`` coordinates both stay put; on the released code's raw pixel
     indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
     run = read_run(run_dir)
-    experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run")
+    experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run",
+                                     artifact=True)
     target = experiment.model.build_target(resolve_device(device, "--device"))
     archive, genome_type = run.archive, run.genome_type
     cells = np.flatnonzero(archive.filled)

@@ -201,7 +201,7 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
             raise EvofoolError(f"override '{text}' is not allowed when resuming (only "
                                f"{', '.join(p + '*' for p in RESUME_OVERRIDABLE)})")
     data = apply_overrides(read_yaml(config_path), list(overrides), str(config_path))
-    experiment = validate_experiment(data, str(config_path), run_dir.name)
+    experiment = validate_experiment(data, str(config_path), run_dir.name, artifact=True)
     if _never_started(run_dir):  # stopped between config.yaml and the first checkpoint
         info, arrays = {}, None
     else:

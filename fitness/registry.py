@@ -68,6 +68,18 @@ _PREFIXES: dict[str, tuple[Builder, str]] = {
 }
 
 
+# Specs whose loading runs code that comes with them (a Python factory, a TorchScript file).
+CODE_PREFIXES = ("python", "torchscript")
+
+
+def check_spec_from_artifact(spec: str, source: str) -> None:
+    """A model spec read from an artifact (a run's config.yaml) may not run code unless the
+    user trusts it (one-line EvofoolError)."""
+    from evofool.plugins import check_artifact_code
+    if spec.partition(":")[0] in CODE_PREFIXES:
+        check_artifact_code(f"the model '{spec}', which carries code", source)
+
+
 def available_targets() -> list[str]:
     """Target names, then the spec forms that take an argument."""
     return sorted(_TARGETS) + [form for _, form in _PREFIXES.values()]

@@ -6,6 +6,7 @@ The runner calls ``on_generation(algorithm, report, wall_time)`` after every gen
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,27 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class NonFiniteWarning:
+    """One line on stderr the first time a whole generation scores NaN or inf: nothing of it
+    can enter the archive, and it usually means a broken model or fp16/bf16 overflow."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.warned = False
+
+    def on_generation(self, algorithm, report, wall_time: float) -> None:
+        count = len(report.scores)
+        if not self.warned and count and report.added.nonfinite == count:
+            self.warned = True
+            tqdm.write(f"evofool: warning: every one of the {count} candidates of step "
+                       f"{report.step} scored NaN or inf on model '{self.model}' (none can "
+                       "enter the archive); check the model, or model.precision: fp32",
+                       file=sys.stderr)
+
+    def close(self) -> None:
+        pass
 
 
 class TensorBoardLog:

@@ -31,7 +31,8 @@ from evofool.errors import EvofoolError
 from evofool.files import write_json, write_text
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
-from evofool.hooks import JsonLinesLog, ProgressBar, TensorBoardLog
+from evofool.hooks import JsonLinesLog, NonFiniteWarning, ProgressBar, TensorBoardLog
+from evofool.run_lock import RunDirLock
 from evofool.search.base import SearchAlgorithm
 from evofool.search.evaluation import ChunkEvaluator
 from evofool.search.registry import get_algorithm
@@ -82,10 +83,7 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     return algorithm, target
 
 
-def _prepare_new_run_dir(run_dir: Path) -> None:
-    if (run_dir / CONFIG_NAME).exists() or (run_dir / CHECKPOINT_NAME).exists():
-        raise EvofoolError(f"output_dir '{run_dir}' already holds a run; continue it with "
-                           f"'evofool run --resume {run_dir}' or set output_dir=ANOTHER_DIR")
+def _make_run_dir(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -93,6 +91,12 @@ def _prepare_new_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise EvofoolError(f"output_dir '{run_dir}' is not writable: {exc.strerror}") from None
+
+
+def _refuse_existing_run(run_dir: Path) -> None:
+    if (run_dir / CONFIG_NAME).exists() or (run_dir / CHECKPOINT_NAME).exists():
+        raise EvofoolError(f"output_dir '{run_dir}' already holds a run; continue it with "
+                           f"'evofool run --resume {run_dir}' or set output_dir=ANOTHER_DIR")
 
 
 def _finish(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, target,
@@ -116,8 +120,8 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
     checkpoint_path = run_dir / CHECKPOINT_NAME
     log = JsonLinesLog(run_dir / LOG_NAME)
     bar = ProgressBar(algorithm.total_steps, algorithm.steps, experiment.log.progress)
-    hooks = (log, bar) + ((TensorBoardLog(run_dir / "tensorboard"),)
-                          if experiment.log.tensorboard else ())
+    hooks = (log, bar, NonFiniteWarning(experiment.model.spec)) + (
+        (TensorBoardLog(run_dir / "tensorboard"),) if experiment.log.tensorboard else ())
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -173,10 +177,13 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
 def run_experiment(experiment: Experiment) -> RunResult:
     """Start a new run in ``experiment.output_dir`` (which must not hold a run yet)."""
     run_dir = Path(experiment.output_dir)
-    _prepare_new_run_dir(run_dir)
-    algorithm, target = build_search(experiment)
-    write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    return _loop(run_dir, experiment, algorithm, target, 0.0)
+    _refuse_existing_run(run_dir)  # before the model loads: the common mistake fails fast
+    _make_run_dir(run_dir)
+    with RunDirLock(run_dir):
+        _refuse_existing_run(run_dir)  # again, now that no one else can start one here
+        algorithm, target = build_search(experiment)
+        write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+        return _loop(run_dir, experiment, algorithm, target, 0.0)
 
 
 def _never_started(run_dir: Path) -> bool:
@@ -200,6 +207,11 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
         if not text.startswith(RESUME_OVERRIDABLE):
             raise EvofoolError(f"override '{text}' is not allowed when resuming (only "
                                f"{', '.join(p + '*' for p in RESUME_OVERRIDABLE)})")
+    with RunDirLock(run_dir):
+        return _resume_locked(run_dir, config_path, list(overrides))
+
+
+def _resume_locked(run_dir: Path, config_path: Path, overrides: list[str]) -> RunResult:
     data = apply_overrides(read_yaml(config_path), list(overrides), str(config_path))
     experiment = validate_experiment(data, str(config_path), run_dir.name, artifact=True)
     if _never_started(run_dir):  # stopped between config.yaml and the first checkpoint

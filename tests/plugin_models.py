@@ -120,3 +120,17 @@ class StopOnCall(nn.Module):
 def stopping_tiny_net():
     net, info = tiny_net()
     return StopOnCall(net), info
+
+
+class NanInBatchesNet(TinyNet):
+    """NaN for every batch of more than one image: passes the one-image probe, then fails
+    every generation (the case of a model that breaks only at scale)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        return out * float("nan") if len(x) > 1 else out
+
+
+def nan_in_batches_net():
+    torch.manual_seed(0)
+    return NanInBatchesNet(), dict(INFO)

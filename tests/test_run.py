@@ -208,3 +208,18 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_beginning(tm
     (run / "checkpoint.npz").unlink()
     with pytest.raises(EvofoolError, match="no checkpoint"):
         resume_run(run)
+
+
+def test_a_model_that_scores_only_nan_runs_out_saves_an_empty_archive_and_says_so(tmp_path,
+                                                                                  capsys):
+    from evofool.cli import main
+    path = small_experiment(tmp_path, model="python:plugin_models:nan_in_batches_net",
+                            budget={"generations": 3})
+    assert main(["run", str(path)]) == 0
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "NaN or inf" in line]
+    assert len(warnings) == 1 and "every one of the 40 candidates of step 0" in warnings[0]
+    content = json.loads((tmp_path / "run" / "archive" / "archive.json").read_text())
+    assert content["summary"]["filled"] == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [line["nonfinite"] for line in log] == [40] * 4

@@ -3,7 +3,8 @@
 Per generation (paper.md 4.1): draw parents uniformly from the filled cells (an elite that
 holds k cells is drawn k times as often), pair them, cross (direct encoding with SBX only)
 and mutate; the whole batch is scored, and each child takes every cell whose champion it
-beats. Generation 0 is ``init_size`` random genomes.
+beats. Generation 0 is ``init_size`` random genomes (and so is any generation while the
+archive is still empty: a model that scored everything NaN leaves nothing to vary).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class MapElites(SearchAlgorithm):
         self.toolbox.register("select", self.archive.sample_parents, rng=self.rng)
 
     def propose(self) -> np.ndarray:
-        if self.steps == 0:
+        if not self.archive.filled.any():  # generation 0, or nothing scored finite so far
             return self.toolbox.population(self.batch_limit(self.params.init_size))
         n = self.batch_limit(self.params.offspring)
         return self.make_offspring(self.toolbox.select(n + n % 2), n)

@@ -28,20 +28,20 @@ TESTS = Path(__file__).resolve().parent
 EXPERIMENTS = {
     # 3 chunks of 10 per generation: forward call 1 is the probe, 2-4 generation 0, ...
     "map_elites": {"algorithm": {"type": "map_elites", "init_size": 30, "offspring": 30},
-                   "budget": {"generations": 14}, "batch_size": 10},
-    # 3 chunks per generation (6 + 6 + 4, then 6 + 6 + 2), 8 generations per class, 2 classes:
-    # call 26 of a fresh run is the first chunk of the second class
+                   "budget": {"generations": 20}, "batch_size": 10},
+    # 3 chunks per generation (6 + 6 + 4, then 6 + 6 + 2), 10 generations per class, 2
+    # classes: call 32 of a fresh run is the first chunk of the second class
     "ga": {"algorithm": {"type": "ga", "population": 16, "elite": 2, "tournament_size": 3,
                          "target_classes": [3, 7]},
-           "budget": {"generations": 7}, "batch_size": 6},
+           "budget": {"generations": 9}, "batch_size": 6},
 }
 
 # Moments, one per process of a chain: "@N" = the model's Nth forward call in that process
 # (mid-scoring: chunk N of the run from where the process resumed), "+K" = this test signals
 # once K more lines are in the log.
 MOMENTS = {
-    "map_elites": ["@2", "@9", "+3", "@4", "@15", "+6"],
-    "ga": ["@3", "@26", "+4", "@8", "@5", "+2"],
+    "map_elites": ["@2", "@9", "+3", "@4", "@15", "+6", "@3"],
+    "ga": ["@3", "@32", "+3", "@5", "@4", "+2", "@3"],
 }
 EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -signal.SIGKILL, "raise": 1}
 
@@ -87,17 +87,19 @@ def run_process(args: list[str], run_dir: Path, stop: str | None, moment: str | 
     return process.returncode, stderr
 
 
-def run_chain(folder: Path, algorithm: str, stops: list[str]) -> list[str]:
+def run_chain(folder: Path, algorithm: str, stops: list[str]) -> tuple[list[str], list[str]]:
     """Start, stop at each moment (stops[i] at MOMENTS[algorithm][i]), resume until done.
-    Returns what went wrong (empty when every stop behaved)."""
+    Returns what went wrong (empty when every stop behaved) and the stops that happened."""
     experiment = write_experiment(folder, algorithm)
     run_dir = folder / "run"
-    problems = []
+    problems, happened = [], []
+    resume = ["--resume", str(run_dir), "--trust"]  # our own run: its python: model may load
     for number, (stop, moment) in enumerate(zip(stops, MOMENTS[algorithm])):
-        args = [str(experiment)] if number == 0 else ["--resume", str(run_dir)]
+        args = [str(experiment)] if number == 0 else resume
         code, stderr = run_process(args, run_dir, stop, moment)
         if code == 0 and moment.startswith("+"):
-            return problems  # finished before the test's signal came: nothing left to stop
+            return problems, happened  # finished before the test's signal came
+        happened.append(stop)
         if code != EXIT[stop]:
             problems.append(f"{stop} at {moment}: exit {code}, expected {EXIT[stop]}: {stderr}")
         if stop in ("SIGINT", "SIGTERM"):
@@ -105,11 +107,11 @@ def run_chain(folder: Path, algorithm: str, stops: list[str]) -> list[str]:
             if (len(stderr.strip().splitlines()) != 1 or f"stopped by {stop}" not in last
                     or "--resume" not in last or "error" in stderr):
                 problems.append(f"{stop} at {moment}: stderr is not one stop line: {stderr!r}")
-    last = ["--resume", str(run_dir)] if stops else [str(experiment)]
+    last = resume if stops else [str(experiment)]
     code, stderr = run_process(last, run_dir, None, None)
     if code != 0:
         problems.append(f"final resume: exit {code}: {stderr}")
-    return problems
+    return problems, happened
 
 
 def outcome(run_dir: Path) -> tuple[str, dict, list[dict]]:
@@ -131,17 +133,19 @@ def test_every_stop_kind_at_every_moment_resumes_to_the_uninterrupted_run(tmp_pa
         reference = pool.submit(run_chain, tmp_path / "whole", algorithm, [])
         futures = {kind: pool.submit(run_chain, tmp_path / kind, algorithm, stops)
                    for kind, stops in chains.items()}
-        assert reference.result() == []
-        problems = {kind: future.result() for kind, future in futures.items()}
-    assert problems == {kind: [] for kind in chains}
+        assert reference.result() == ([], [])
+        results = {kind: future.result() for kind, future in futures.items()}
+    assert {kind: problems for kind, (problems, _) in results.items()} == {k: [] for k in chains}
+    for kind, (_, happened) in results.items():
+        assert happened.count(kind) >= 5, f"only {happened} happened"
+    assert "raise" in results["SIGINT"][1]
 
     archive, arrays, log = outcome(tmp_path / "whole" / "run")
     steps = [record["step"] for record in log]
-    assert steps == list(range(len(steps))) and len(steps) == (15 if algorithm == "map_elites"
-                                                               else 16)
+    assert steps == list(range(21 if algorithm == "map_elites" else 20))
     if algorithm == "ga":
-        assert [r["target_class"] for r in log] == [3] * 8 + [7] * 8
-        assert [r["generation"] for r in log] == list(range(8)) * 2
+        assert [r["target_class"] for r in log] == [3] * 10 + [7] * 10
+        assert [r["generation"] for r in log] == list(range(10)) * 2
     for kind in chains:
         stopped_archive, stopped_arrays, stopped_log = outcome(tmp_path / kind / "run")
         assert stopped_archive == archive, f"{kind}: archive.json differs"

@@ -89,12 +89,26 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _threshold(text: str) -> float:
+    """``transfer --threshold``: a confidence in (0, 1] (one-line error otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 < value <= 1.0:  # NaN fails too
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise EvofoolError(f"--threshold {shown!r} is invalid: expected a confidence in (0, 1], "
+                           "e.g. 0.99")
+    return value
+
+
 def _cmd_transfer(args: argparse.Namespace) -> int:
     from evofool.transfer import ModelSpec, transfer_matrix, write_transfer
+    threshold = _threshold(args.threshold)
     models = [ModelSpec.parse(text) for text in args.model]
-    matrix = transfer_matrix(args.runs, models, args.threshold, args.device)
+    matrix = transfer_matrix(args.runs, models, threshold, args.device)
     width = max(len(m.label) for m in models)
-    print(f"mean confidence in own class (fraction >= {args.threshold:g})")
+    print(f"mean confidence in own class (fraction >= {threshold:g})")
     print(" " * 30 + "".join(f"{m.label[-width:]:>{width + 4}}" for m in models))
     for run, means, fooled in zip(matrix["runs"], matrix["mean_confidence"],
                                   matrix["fraction_fooled"]):
@@ -191,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("runs", nargs="+", help="run directories")
     transfer.add_argument("--model", action="append", required=True,
                           help="target spec or SPEC@WEIGHTS_FILE (repeat for several)")
-    transfer.add_argument("--threshold", type=float, default=0.99,
+    transfer.add_argument("--threshold", default="0.99",  # checked by _threshold: one line
                           help="confidence that still counts as fooled (default 0.99)")
     transfer.add_argument("--out", required=True, help="folder for transfer.csv/.json/.png")
     transfer.add_argument("--device", default="auto")

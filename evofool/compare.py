@@ -10,8 +10,9 @@ from evofool.run_data import read_run
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> list[dict]:
     """Per class: each run's elite confidence and the generation it was found."""
-    a, b = read_run(run_a), read_run(run_b)
-    if a.archive.class_names != b.archive.class_names:
+    a, b = read_run(run_a), read_run(run_b)  # each checked: see evofool.run_data
+    if (a.archive.class_names != b.archive.class_names
+            or a.archive.class_ids != b.archive.class_ids):
         raise EvofoolError(f"'{run_a}' and '{run_b}' have different classes; compare runs on "
                            "the same model")
     rows = []

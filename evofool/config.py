@@ -11,36 +11,60 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import yaml
 
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target, check_spec_from_artifact
 from evofool.fitness.target import Target
 from evofool.genomes.registry import get_genome_type
-from evofool.schema import from_dict, positive, to_dict
+from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_PATH_CHARS, MAX_SEED,
+                            MAX_THREADS, MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlSyntaxError,
+                            class_id_list, from_dict, load_yaml, positive, show, to_dict)
 from evofool.search.base import Budget
 from evofool.search.registry import get_algorithm
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,4})?|mps)$")
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+MAX_NAME_CHARS = 200   # a run name (a folder name) or a genome/algorithm type name
 # Older spellings of runtime keys, still read: (section or None for top level, key) -> key
 LEGACY_RUNTIME_KEYS = {(None, "device"): "device", (None, "batch_size"): "batch_size",
                        ("genome", "render_device"): "render_device",
                        ("genome", "batching"): "render_batching"}
 
 
-def _class_list(value: list[int]) -> bool:
-    return bool(value) and len(set(value)) == len(value) and min(value) >= 0
+def _is_device(value: str) -> bool:
+    return DEVICE_PATTERN.fullmatch(value) is not None
+
+
+def _is_run_name(value: str) -> bool:
+    """A name that is one safe path component: ``runs/<name>`` stays inside ``runs/``."""
+    return (0 < len(value) <= MAX_NAME_CHARS and value.isprintable()
+            and value not in (".", "..") and "/" not in value and "\\" not in value)
+
+
+def _is_path(value: str) -> bool:
+    """Any path (or spec holding one) that fits one message line: printable, not too long."""
+    return len(value) <= MAX_PATH_CHARS and value.isprintable()
+
+
+def _is_typed_section(value: dict) -> bool:
+    """``genome:`` / ``algorithm:``: the ``type`` (checked by its registry) must be a name."""
+    name = value.get("type")
+    return name is None or (isinstance(name, str) and 0 < len(name) <= MAX_NAME_CHARS
+                            and name.isprintable())
 
 
 @dataclass
 class ModelConfig:
     """The ``model:`` keys: which classifier, and how it scores (docs/EXPERIMENTS.md)."""
 
-    spec: str = "lenet-mnist"
-    weights_path: str | None = None  # a local weights file instead of the default weights
+    spec: str = field(default="lenet-mnist", metadata={"check": (
+        _is_path, f"a target spec (evofool models lists them): printable, at most "
+                  f"{MAX_PATH_CHARS:,} characters")})
+    weights_path: str | None = field(default=None, metadata={"check": (  # instead of the default
+        _is_path, f"a weights file path (printable, at most {MAX_PATH_CHARS:,} characters), "
+                  "or null")})
     classes: list[int] | None = field(default=None, metadata={"check": (
-        _class_list, "a non-empty list of distinct class ids >= 0 (model outputs), or null")})
+        class_id_list, CLASS_ID_LIST_WORDS + ", or null")})
     crops: Literal[1, 10] = 1          # 10: the paper's mean over 10 crops (ImageNet)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the forward pass
     channels_last: bool = False
@@ -67,13 +91,14 @@ class RuntimeConfig:
     may change them (results can differ in the last bits between devices and batch sizes)."""
 
     device: str = field(default="auto", metadata={
-        "check": (DEVICE_PATTERN.match, DEVICE_CHOICES)})   # the classifier's device
+        "check": (_is_device, DEVICE_CHOICES)})   # the classifier's device
     batch_size: int = field(default=1000, metadata=positive(
-        "a positive number of images per forward pass"))
-    threads: int | None = field(default=None, metadata=positive(
-        "a positive number of CPU threads for torch, or null (torch's default)"))
+        "a positive number of images per forward pass", at_most=MAX_BATCH_SIZE))
+    threads: int | None = field(default=None, metadata={"check": (
+        lambda v: 0 < v <= MAX_THREADS, f"a positive number of CPU threads for torch, at "
+                                        f"most {MAX_THREADS:,}, or null (torch's default)")})
     render_device: str = field(default="cpu", metadata={
-        "check": (DEVICE_PATTERN.match, DEVICE_CHOICES + " (auto: the GPU if there is one)")})
+        "check": (_is_device, DEVICE_CHOICES + " (auto: the GPU if there is one)")})
     render_batching: Literal["auto", "per_genome", "by_depth"] = "auto"
 
 
@@ -111,26 +136,40 @@ class _TopLevel:
     """The top-level keys (genome and algorithm are checked by their own type's schema)."""
 
     model: ModelConfig
-    genome: dict
-    algorithm: dict
+    genome: dict = field(metadata={"check": (
+        _is_typed_section, f"a mapping whose 'type' is a genome type name (at most "
+                           f"{MAX_NAME_CHARS} printable characters)")})
+    algorithm: dict = field(metadata={"check": (
+        _is_typed_section, f"a mapping whose 'type' is an algorithm name (at most "
+                           f"{MAX_NAME_CHARS} printable characters)")})
     budget: Budget
-    name: str | None = None
-    seed: int = field(default=0, metadata={"check": (lambda v: v >= 0, "an integer >= 0")})
-    output_dir: str | None = None
+    name: str | None = field(default=None, metadata={"check": (
+        _is_run_name, f"a run name usable as a folder name: 1 to {MAX_NAME_CHARS} printable "
+                      "characters, no / or \\, not . or .. (output_dir may be any path)")})
+    seed: int = field(default=0, metadata={"check": (
+        lambda v: 0 <= v <= MAX_SEED, "an integer in [0, 2**63 - 1]")})
+    output_dir: str | None = field(default=None, metadata={"check": (
+        _is_path, f"a folder path (printable, at most {MAX_PATH_CHARS:,} characters), or null")})
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``budget.generations=50`` -> (["budget", "generations"], 50); values are YAML."""
+    """``budget.generations=50`` -> (["budget", "generations"], 50); values are YAML, read
+    with the limits of an experiment file (malformed YAML is taken as a plain string)."""
     key, sep, raw = text.partition("=")
-    if not sep or not key or not all(key.split(".")):
-        raise EvofoolError(f"override '{text}' is not of the form key.sub=value")
+    path = key.split(".")
+    if not sep or not key or not all(path):
+        raise EvofoolError(f"override {show(text)} is not of the form key.sub=value")
+    if len(path) > MAX_YAML_DEPTH or not key.isprintable():
+        raise EvofoolError(f"override key {show(key)} is not a key (printable, at most "
+                           f"{MAX_YAML_DEPTH} dotted parts)")
     try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError:
+        shown = key if len(key) <= 80 else key[:77] + "..."
+        value = load_yaml(raw, f"override '{shown}=...'") if raw else None
+    except YamlSyntaxError:
         value = raw
-    return key.split("."), value
+    return path, value
 
 
 def _expand_model_shorthand(data: dict) -> None:
@@ -171,7 +210,8 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(path[:depth + 1])
-                raise EvofoolError(f"{source}: override '{text}': '{where}' is not a mapping")
+                raise EvofoolError(f"{source}: override {show(text)}: {show(where)} is not "
+                                   "a mapping")
             node = child
         node[path[-1]] = value
     _move_legacy_runtime_keys(data, source, overwrite=True)
@@ -179,19 +219,28 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
 
 
 def read_yaml(path: Path) -> dict:
+    """An experiment file (or a run's config.yaml) as a mapping, read with the limits of
+    :func:`evofool.schema.load_yaml` (size, depth, aliases, duplicate keys)."""
     if not path.is_file():
         raise EvofoolError(f"experiment file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise EvofoolError(f"{path}: malformed YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvofoolError(f"{path}: cannot read: {exc}") from None
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise EvofoolError(f"{path}: larger than {MAX_YAML_BYTES:,} bytes "
+                               f"({MAX_YAML_BYTES // 2 ** 20} MiB); an experiment file is "
+                               "a few kB")
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise EvofoolError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise EvofoolError(f"{path}: cannot read: not UTF-8 text (byte {exc.start})") from None
+    data = load_yaml(text, str(path))
     if not isinstance(data, dict):
-        raise EvofoolError(f"{path}: an experiment must be a YAML mapping of keys to values")
+        kind = {type(None): "empty", list: "a list", str: "a string"}.get(
+            type(data), f"a {type(data).__name__}")
+        raise EvofoolError(f"{path}: an experiment must be a YAML mapping of keys to values "
+                           f"(this one is {kind})")
     return data
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from evofool.files import write_text
+from evofool.run_data import log_prefix
 from evofool.search.archive import IMPROVED, NEW
 from evofool.search.base import GenerationReport, SearchAlgorithm
 
@@ -53,18 +54,8 @@ class JsonLinesLog:
     def truncate(path: Path, steps: int) -> None:
         """Keep only the complete lines of the first ``steps`` steps (used when resuming: a
         killed run may have logged generations past its last checkpoint)."""
-        if not path.exists():
-            return
-        kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if not isinstance(record, dict) or record.get("step", steps) >= steps:
-                break
-            kept.append(line)
-        write_text(path, "".join(line + "\n" for line in kept))
+        if path.exists() or path.is_symlink():
+            write_text(path, "".join(line + "\n" for line in log_prefix(path, steps)))
 
     def on_generation(self, algorithm, report, wall_time: float) -> None:
         self.handle.write(json.dumps(generation_record(algorithm, report, wall_time)) + "\n")

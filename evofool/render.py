@@ -14,6 +14,11 @@ genome of any type without the run that made it::
 ``genome_data`` is the type's own form: a CPPN's networkx node-link graph, and for other
 types (direct pixels, plugins) their packed arrays as ``{"dtype", "shape", "data"}``.
 Format 1 (CPPN graphs only, the graph under ``"graph"``) is still read.
+
+Genome files and archives may come from strangers: a genome file is read only up to
+:data:`~evofool.files.MAX_GENOME_FILE_BYTES`, every field is checked, and renders are at
+most :data:`MAX_RENDER_SIDE` pixels a side and :data:`MAX_RENDER_PIXELS` pixels per image
+(``--size`` up to 8192).
 """
 from __future__ import annotations
 
@@ -25,10 +30,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from evofool.archive_store import ARCHIVE_JSON, genome_type_from_json, load_archive, png_name
+from evofool.archive_store import (ARCHIVE_JSON, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE,
+                                   genome_type_from_json, load_archive, png_name)
 from evofool.config import validate_experiment
 from evofool.errors import EvofoolError
-from evofool.files import write_json, write_png
+from evofool.files import (MAX_GENOME_FILE_BYTES, read_json, shown, type_name, write_json,
+                           write_png)
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
 from evofool.montage import to_uint8
@@ -36,6 +43,8 @@ from evofool.run_data import read_run
 
 GENOME_FORMAT_VERSION = 2  # 1: CPPN graphs only, under "graph" (still read)
 _PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
+MAX_RENDER_SIDE = MAX_IMAGE_SIDE      # pixels a side of one render
+MAX_RENDER_PIXELS = MAX_IMAGE_PIXELS  # pixels of one render: 8192 x 8192
 
 
 def save_genome_json(path: str | Path, genome_type: GenomeType, genome_type_name: str,
@@ -64,33 +73,37 @@ def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
     """(genome type, a population of one genome) from a genome JSON file of format 2 or 1;
     any problem is an EvofoolError of one line that names the file."""
     path = Path(path)
+    content = read_json(path, MAX_GENOME_FILE_BYTES, "a genome JSON file")
+    source = f"'{path}'"
+    if not isinstance(content, dict) or not ("genome_data" in content or "graph" in content):
+        held = ("an object without 'genome_data'" if isinstance(content, dict)
+                else type_name(content))
+        raise EvofoolError(f"{source}: not a genome JSON file: it holds {held}, expected an "
+                           "object with 'genome', 'image' and 'genome_data'")
+    version = content.get("format_version")
+    if version not in (1, GENOME_FORMAT_VERSION) or isinstance(version, bool):
+        raise EvofoolError(f"{source}: format_version is {type_name(version)}, expected "
+                           f"{GENOME_FORMAT_VERSION} (or 1: an older CPPN file)")
+    key = "graph" if version == 1 else "genome_data"
+    if key not in content:
+        raise EvofoolError(f"{source}: a format {version} genome file needs a '{key}' entry")
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EvofoolError(f"'{path}': cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise EvofoolError(f"'{path}': malformed JSON ({exc.msg} at line {exc.lineno}, "
-                           f"column {exc.colno})") from None
-    try:
-        if not isinstance(content, dict) or not ("genome_data" in content or "graph" in content):
-            raise ValueError("not a genome JSON file (no 'genome_data' key)")
-        version = content.get("format_version")
-        if version not in (1, GENOME_FORMAT_VERSION):
-            raise ValueError(f"format_version {version!r}, expected {GENOME_FORMAT_VERSION} "
-                             "(or 1: an older CPPN file)")
-        key = "graph" if version == 1 else "genome_data"
-        if key not in content:
-            raise ValueError(f"a format {version} genome file needs a '{key}' entry")
-        genome_type = genome_type_from_json(content["genome"], content["image"], str(path))
+        genome_type = genome_type_from_json(content.get("genome"), content.get("image"), source)
         if version == 1:  # a graph genome's node-link data, as its packed JSON text
+            if not isinstance(content["graph"], dict):
+                raise ValueError(f"graph is {type_name(content['graph'])}, expected an object")
             population = genome_type.unpack({"graphs": np.array([json.dumps(content["graph"])])})
         else:
             population = genome_type.from_json(content["genome_data"])
+        if len(population) != 1:
+            raise ValueError(f"it holds {len(population)} genomes, expected one")
     except EvofoolError as exc:
         message = str(exc)
-        raise EvofoolError(message if str(path) in message else f"'{path}': {message}") from None
-    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise EvofoolError(f"'{path}': bad genome file ({_one_line(exc)})") from None
+        raise EvofoolError(message if str(path) in message else f"{source}: {message}") from None
+    except RecursionError:
+        raise EvofoolError(f"{source}: bad genome file (nested too deeply)") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        raise EvofoolError(f"{source}: bad genome file ({_one_line(exc)})") from None
     return genome_type, population
 
 
@@ -107,6 +120,18 @@ def _write_image(path: Path, image: np.ndarray) -> None:
         raise EvofoolError(f"cannot write '{path}': {exc.strerror or exc}") from None
 
 
+def check_render_size(size) -> None:
+    """EvofoolError unless ``size`` (a side of a square render) is 1..8192 pixels (at most
+    MAX_RENDER_SIDE a side and MAX_RENDER_PIXELS in all)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise EvofoolError(f"size {shown(size)} is invalid: expected a positive number of "
+                           "pixels")
+    if size > MAX_RENDER_SIDE or size * size > MAX_RENDER_PIXELS:
+        largest = min(MAX_RENDER_SIDE, int(MAX_RENDER_PIXELS ** 0.5))
+        raise EvofoolError(f"size {size} is too large: expected at most {largest} pixels a "
+                           f"side ({MAX_RENDER_PIXELS:,} pixels per image)")
+
+
 def render_to_png(source: str | Path, out: str | Path, size: int,
                   cls: int | None = None) -> list[Path]:
     """Render genomes at ``size`` x ``size`` pixels into PNG files; returns the paths written.
@@ -116,12 +141,11 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
     one class (one PNG at ``out``); without it every filled class is written into the folder
     ``out``, one PNG per class named as in the archive. Errors are one-line EvofoolErrors.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise EvofoolError(f"size {size!r} is invalid: expected a positive number of pixels")
+    check_render_size(size)
     source, out = Path(source), Path(out)
     if not source.exists():
         raise EvofoolError(f"'{source}' does not exist")
-    if source.is_file() and source.name != ARCHIVE_JSON:
+    if not source.is_dir() and source.name != ARCHIVE_JSON:
         if cls is not None:
             raise EvofoolError(f"'{source}' is a single genome: --class applies to archives")
         genome_type, population = load_genome_json(source)
@@ -141,7 +165,7 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
         cell = archive.class_ids.index(cls)
         if not archive.filled[cell]:
             filled_ids = [str(archive.class_ids[c]) for c in filled]
-            raise EvofoolError(f"class {cls} ({archive.class_names[cell]}) has no elite "
+            raise EvofoolError(f"class {cls} ({shown(archive.class_names[cell])}) has no elite "
                                f"(filled: {', '.join(filled_ids) or 'none'})")
         image = to_uint8(genome_type.render(archive.genomes[[cell]], size=(size, size)))[0]
         _write_image(out, image)
@@ -170,6 +194,7 @@ def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto"
 
     For CPPNs on ``picbreeder`` coordinates both stay put; on the released code's raw pixel
     indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
+    check_render_size(size)
     run = read_run(run_dir)
     experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run",
                                      artifact=True)

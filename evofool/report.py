@@ -5,23 +5,35 @@ and median confidence per generation, and coverage (classes above 50/90/99/99.99
 evaluations. The page needs no server and no network. The elite grid can be sorted by class
 or confidence; past 200 classes it is paged and thumbnails load lazily, so 1,000 ImageNet
 classes stay usable.
+
+The run directory may come from a stranger: the report takes from it only the elite PNGs
+named as :func:`~evofool.archive_store.png_name` names them (regular files inside the run
+directory that start like a PNG, never a path written in archive.json), everything written
+into the page is escaped, and nothing is written outside the report folder (a ``report``
+folder or file in the run directory that is a symbolic link is refused).
 """
 from __future__ import annotations
 
 import html
 import json
-import shutil
+import os
+import stat
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
+from evofool.archive_store import png_name
 from evofool.errors import EvofoolError
-from evofool.files import write_text
+from evofool.files import atomic_path, write_text
 from evofool.montage import confidence_label
 from evofool.run_data import RunData, read_run
 
 PAGE_SIZE = 200
+MAX_PNG_BYTES = 64 << 20  # an elite PNG copied into the report
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 THRESHOLDS = (("above_0.5", "50%"), ("above_0.9", "90%"), ("above_0.99", "99%"),
               ("above_0.9999", "99.99%"))
 
@@ -33,17 +45,19 @@ def _plot_confidence(run: RunData, path: Path) -> None:
 
     # the run-wide step: the GA restarts its generation count for each target class
     generations = np.array([r.get("step", r["generation"]) for r in run.log])
-    best = np.array([[np.nan if v is None else v for v in r["best"]] for r in run.log])
-    batch = np.array([[np.nan if v is None else v for v in r["batch_median"]] for r in run.log])
+    best = np.stack([r["best"] for r in run.log])  # (records, classes), NaN for empty
+    batch = np.stack([r["batch_median"] for r in run.log])
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for axis, values, title in ((axes[0], best, "best (elite) confidence per class"),
                                 (axes[1], batch, "median confidence of each generation")):
         if values.shape[1] <= 20:
             for column in range(values.shape[1]):
                 axis.plot(generations, values[:, column], lw=1,
-                          label=run.archive.class_names[column][:12])
+                          label=_plain(run.archive.class_names[column][:12]))
         else:  # many classes: the spread, not a thousand lines
-            low, mid, high = np.nanpercentile(values, [10, 50, 90], axis=1)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a generation of empty cells
+                low, mid, high = np.nanpercentile(values, [10, 50, 90], axis=1)
             axis.fill_between(generations, low, high, alpha=0.3, label="10-90th percentile")
             axis.plot(generations, mid, lw=1.5, label="median over classes")
         axis.set_title(title, fontsize=10)
@@ -54,7 +68,7 @@ def _plot_confidence(run: RunData, path: Path) -> None:
     axes[0].set_ylabel("softmax confidence")
     axes[1].legend(fontsize=7, ncol=2, loc="lower right")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    _save_figure(figure, path)
     plt.close(figure)
 
 
@@ -74,19 +88,32 @@ def _plot_coverage(run: RunData, path: Path) -> None:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    _save_figure(figure, path)
     plt.close(figure)
 
 
+def _plain(text: str) -> str:
+    """A class name as matplotlib text: no mathtext (a '$' would start a formula)."""
+    return text.replace("$", r"\$")
+
+
+def _save_figure(figure, path: Path) -> None:
+    with atomic_path(path) as tmp:  # replaces a link at ``path``, never writes through it
+        figure.savefig(tmp, dpi=90, format="png")
+
+
 def _rows(run: RunData) -> list[dict]:
+    """Per class, from the checked archive: the cell's class id, name, confidences, when it
+    was found, the file name of its PNG (built here, by class) and the genome's size."""
     rows = []
     for row in run.archive_json["classes"]:
         cls = row["class"]
         filled = row["confidence"] is not None
         rows.append({
-            "class": row.get("class_id", cls), "name": row["name"], "confidence": row["confidence"],
+            "class": row["class_id"], "name": row["name"], "confidence": row["confidence"],
             "png_confidence": row.get("png_confidence"), "generation": row["generation"],
-            "evaluations": row["evaluations"], "png": row.get("png"),
+            "evaluations": row["evaluations"],
+            "png": png_name(row["class_id"], row["name"]) if filled else None,
             "size": run.genome_type.describe(run.archive.genomes[cls]) if filled else "",
         })
     return rows
@@ -96,42 +123,69 @@ def _cell(value) -> str:
     return "-" if value is None else html.escape(str(value))
 
 
+def _text(value: Any) -> str:
+    """Any value as escaped HTML text (attribute-safe: quotes are escaped too)."""
+    return html.escape(str(value), quote=True)
+
+
+def _confidence(value: float | None, decimals: int = 2) -> str:
+    return "-" if value is None else _text(confidence_label(value, decimals))
+
+
+def _config_value(config: dict, section: str, key: str) -> Any:
+    value = config.get(section)
+    if section == "model" and isinstance(value, str):  # "model: lenet-mnist"
+        return value if key == "spec" else None
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _number(info: dict, key: str, form: str) -> str | None:
+    value = info.get(key)
+    return None if value is None else format(value, form)
+
+
 def _page(run: RunData, rows: list[dict]) -> str:
     summary = run.archive_json["summary"]
     info = run.info
-    title = html.escape(str(run.config.get("name", run.run_dir.name)))
+    title = _text(run.config.get("name", run.run_dir.name))
     tiles = []
     for row in rows:
         confidence = row["confidence"] if row["confidence"] is not None else -1
         label = f"{row['class']} {row['name']}" if row["name"] != str(row["class"]) else row["name"]
-        image = (f'<img src="img/{html.escape(row["png"])}" alt="class {row["class"]}" '
+        image = (f'<img src="img/{_text(row["png"])}" alt="class {_text(row["class"])}" '
                  f'loading="lazy" width="112" height="112">' if row["png"]
                  else '<div class="empty">empty</div>')
         tiles.append(
-            f'<figure class="tile" data-class="{row["class"]}" data-confidence="{confidence}">'
-            f'{image}<figcaption><span class="label">{html.escape(label)}</span><br>'
-            f'{confidence_label(row["confidence"])}</figcaption></figure>')
+            f'<figure class="tile" data-class="{_text(row["class"])}" '
+            f'data-confidence="{_text(confidence)}">'
+            f'{image}<figcaption><span class="label">{_text(label)}</span><br>'
+            f'{_confidence(row["confidence"]) if row["confidence"] is not None else "empty"}'
+            '</figcaption></figure>')
     table = "\n".join(
-        f"<tr><td>{row['class']}</td><td>{html.escape(row['name'])}</td>"
-        f"<td>{confidence_label(row['confidence'], 6) if row['confidence'] is not None else '-'}</td>"
-        f"<td>{confidence_label(row['png_confidence'], 6) if row['png_confidence'] is not None else '-'}</td>"
+        f"<tr><td>{_text(row['class'])}</td><td>{_text(row['name'])}</td>"
+        f"<td>{_confidence(row['confidence'], 6)}</td>"
+        f"<td>{_confidence(row['png_confidence'], 6)}</td>"
         f"<td>{_cell(row['generation'])}</td><td>{_cell(row['evaluations'])}</td>"
-        f"<td>{html.escape(row['size'])}</td></tr>" for row in rows)
-    facts = [("genome", run.config.get("genome", {}).get("type")),
-             ("model", (run.config.get("model") or {}).get("spec")),
-             ("algorithm", run.config.get("algorithm", {}).get("type")),
+        f"<td>{_text(row['size'])}</td></tr>" for row in rows)
+    facts = [("genome", _config_value(run.config, "genome", "type")),
+             ("model", _config_value(run.config, "model", "spec")),
+             ("algorithm", _config_value(run.config, "algorithm", "type")),
              ("generations", run.log[-1]["generation"]),
              ("evaluations", f"{run.log[-1]['evaluations']:,}"),
-             ("wall time", f"{info['wall_time_s']:.1f} s" if "wall_time_s" in info else None),
-             ("evaluations/s", f"{info['evaluations_per_s']:,.0f}"
-              if "evaluations_per_s" in info else None),
+             ("wall time", f"{info['wall_time_s']:.1f} s"
+              if info.get("wall_time_s") is not None else None),
+             ("evaluations/s", _number(info, "evaluations_per_s", ",.0f")),
              ("device", info.get("device")),
              ("classes filled", f"{summary['filled']} / {summary['classes']}"),
              ("median confidence", f"{summary['median']:.6f}"),
              (">= 99% / >= 99.99%", f"{summary['above_0.99']} / {summary['above_0.9999']}")]
-    fact_rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>"
+    fact_rows = "".join(f"<tr><th>{_text(k)}</th><td>{_cell(v)}</td></tr>"
                         for k, v in facts)
-    config = html.escape(yaml.safe_dump(run.config, sort_keys=False))
+    try:
+        config = _text(yaml.safe_dump(run.config, sort_keys=False))
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        raise EvofoolError(f"'{run.run_dir / 'config.yaml'}' cannot be shown "
+                           f"({type(exc).__name__}); expected plain YAML data") from None
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>evofool report: {title}</title>
 <style>
@@ -209,25 +263,76 @@ window.addEventListener("load", () => {{
 """
 
 
+def _report_folder(run: RunData, out: str | Path | None) -> Path:
+    """The report folder, made (with ``img/``). The default, ``RUN_DIR/report``, lies in a
+    folder that may come from a stranger: there ``report`` and ``report/img`` must be real
+    folders (or absent), not symbolic links that would lead the writes elsewhere."""
+    folder = Path(out) if out is not None else run.run_dir / "report"
+    if out is None:
+        for path in (folder, folder / "img"):
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise EvofoolError(f"'{path}' is a symbolic link or a file, expected a report "
+                                   "folder (remove it, or give --out)")
+    try:
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvofoolError(f"cannot create report folder '{folder}': "
+                           f"{exc.strerror or exc}") from None
+    return folder
+
+
+def _copy_png(run: RunData, name: str, target: Path) -> None:
+    """Copy the archive's PNG ``name`` (a name built from the class, never read from the
+    archive) into ``target``: only a regular file inside the run directory (not a symbolic
+    link) that starts like a PNG, within MAX_PNG_BYTES. A link at ``target`` is replaced,
+    never written through."""
+    source = run.archive_dir / name
+    try:
+        info = os.lstat(source)
+    except FileNotFoundError:
+        raise EvofoolError(f"'{source}' is missing from the archive (re-create it with "
+                           "'evofool archive export')") from None
+    except OSError as exc:
+        raise EvofoolError(f"'{source}': cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise EvofoolError(f"'{source}' is a symbolic link or not a regular file, expected "
+                           "the elite's PNG image")
+    if info.st_size > MAX_PNG_BYTES:
+        raise EvofoolError(f"'{source}' holds {info.st_size:,} bytes, expected a PNG of at "
+                           f"most {MAX_PNG_BYTES:,}")
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise EvofoolError(f"'{source}': cannot read ({exc.strerror or exc})") from None
+    if not data.startswith(PNG_SIGNATURE) or len(data) > MAX_PNG_BYTES:
+        raise EvofoolError(f"'{source}' is not a PNG image, expected the elite's PNG image")
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        target.unlink()  # a link (or a FIFO) left there: replaced, never written through
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    with open(descriptor, "wb") as handle:
+        handle.write(data)
+
+
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report folder (default ``RUN_DIR/report``); returns its index.html."""
     run = read_run(run_dir)
-    out = Path(out) if out is not None else run.run_dir / "report"
-    try:
-        (out / "img").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EvofoolError(f"cannot create report folder '{out}': {exc.strerror}") from None
+    run_root = run.run_dir.resolve()
+    if not run.archive_dir.resolve().is_relative_to(run_root):
+        raise EvofoolError(f"'{run.archive_dir}' leads outside the run directory "
+                           f"'{run.run_dir}' (a symbolic link), expected its archive folder")
+    out = _report_folder(run, out)
     rows = _rows(run)
-    for row in rows:
-        if row["png"]:
-            source = run.archive_dir / row["png"]
-            if not source.is_file():
-                raise EvofoolError(f"'{source}' is missing from the archive "
-                                   "(re-create it with 'evofool archive export')")
-            shutil.copyfile(source, out / "img" / row["png"])
-    _plot_confidence(run, out / "confidence.png")
-    _plot_coverage(run, out / "coverage.png")
-    index = out / "index.html"
-    write_text(index, _page(run, rows))
-    write_text(out / "classes.json", json.dumps(rows, indent=1) + "\n")
+    page = _page(run, rows)
+    try:
+        for row in rows:
+            if row["png"]:
+                _copy_png(run, row["png"], out / "img" / row["png"])
+        _plot_confidence(run, out / "confidence.png")
+        _plot_coverage(run, out / "coverage.png")
+        index = out / "index.html"
+        write_text(index, page)
+        write_text(out / "classes.json", json.dumps(rows, indent=1) + "\n")
+    except OSError as exc:
+        raise EvofoolError(f"cannot write the report into '{out}': "
+                           f"{exc.strerror or exc}") from None
     return index

@@ -33,6 +33,7 @@ from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, NonFiniteWarning, ProgressBar, TensorBoardLog
 from evofool.run_lock import RunDirLock
+from evofool.schema import show
 from evofool.search.base import SearchAlgorithm
 from evofool.search.evaluation import ChunkEvaluator
 from evofool.search.registry import get_algorithm
@@ -73,9 +74,9 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     bad = [c for c in classes if c not in target.class_ids]
     if bad:
         scored = (f"0..{target.num_classes - 1}" if experiment.model.classes is None
-                  else f"model.classes {target.class_ids}")
-        raise EvofoolError(f"algorithm.target_classes: {bad} not among the scored classes of "
-                           f"model '{target.name}' ({scored})")
+                  else f"model.classes {show(target.class_ids)}")
+        raise EvofoolError(f"algorithm.target_classes: {show(bad)} not among the scored "
+                           f"classes of model '{target.name}' ({scored})")
     algorithm = get_algorithm(experiment.algorithm_type)(
         experiment.algorithm, genome_type, target.scored_names, experiment.budget,
         experiment.seed, class_ids=target.class_ids,

@@ -3,15 +3,233 @@
 A dataclass field's type hint is the schema: ``int``, ``float``, ``bool``, ``str``,
 ``Literal[...]``, ``X | None`` and ``list[X]`` are understood. Fields with a ``help``
 metadata entry are documented by ``evofool config --help``-style listings.
+
+Files and values may come from a stranger, so everything here is bounded:
+:func:`load_yaml` refuses documents that are too large, too deep, expand too far through
+aliases, repeat a key or hold absurd integers; integers must fit in 64 bits and floats must
+be finite (unless a field's metadata says ``"finite": False``); every value shown in a
+message goes through :func:`show` (at most ~80 characters). A ``Params`` dataclass may
+check fields against each other in ``__post_init__`` by raising ``ValueError``:
+:func:`from_dict` reports that as one line naming the section.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from typing import Any, Literal, Union
 
+import yaml
+
 from evofool.errors import EvofoolError
+
+# --- limits (docs/EXPERIMENTS.md, "Limits"): every shipped experiment is far inside them ---
+MAX_YAML_BYTES = 4 * 1024 * 1024   # an experiment file or an override's value
+MAX_YAML_NODES = 250_000           # values in a document, each alias counted as often as used
+MAX_YAML_DEPTH = 64                # nesting of lists and mappings (aliases expanded)
+MAX_YAML_INT_CHARS = 100           # digits of an integer literal
+MAX_IMAGE_SIDE = 1024              # pixels: genome sizes, a custom model's input size
+MAX_POPULATION = 1_000_000         # population, offspring, init_size, tournament size
+MAX_BATCH_SIZE = 100_000           # images per forward pass
+MAX_CLASSES = 100_000              # entries of model.classes / algorithm.target_classes
+MAX_CLASS_ID = 1_000_000           # class ids are model outputs below this
+MAX_SEED = 2 ** 63 - 1             # NumPy's SeedSequence and torch.manual_seed take it
+MAX_THREADS = 1024
+MAX_ETA = 1e6                      # polynomial mutation / SBX distribution indices
+MAX_WEIGHT_LIMIT = 1e6             # CPPN weights lie in [-limit, limit]
+MAX_PATH_CHARS = 4096              # model specs, weights files, output folders
+SHOWN_CHARS = 80                   # a value in a message is cut to this many characters
+INT64 = 2 ** 63
+
+
+class _ShortRepr(reprlib.Repr):
+    """``repr`` that does bounded work, whatever the value (billion-laughs lists, 5000-digit
+    integers that ``repr`` refuses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 8
+        self.maxdict = 4
+        self.maxstring = self.maxother = SHOWN_CHARS
+        self.maxlong = SHOWN_CHARS
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 256:
+            return f"<an integer of about {int(x.bit_length() * math.log10(2)) + 1} digits>"
+        return super().repr_int(x, level)
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        if isinstance(x, (bytes, bytearray)) and len(x) > SHOWN_CHARS:
+            x = x[:SHOWN_CHARS]
+        try:
+            return super().repr_instance(x, level)
+        except Exception:  # noqa: BLE001 - a value whose repr fails is still shown
+            return f"<{type(x).__name__}>"
+
+
+_SHORT_REPR = _ShortRepr()
+
+
+def show(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """The repr of ``value`` for a one-line message: bounded work, at most ``limit`` chars."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _key_text(prefix: str, key: Any) -> str:
+    """A key as a message shows it: ``'genome.sigma'``, or a cut repr for odd keys."""
+    text = key if isinstance(key, str) else show(key)
+    if text.isprintable() and len(text) <= SHOWN_CHARS:
+        return f"'{prefix}{text}'"
+    return f"{prefix}{show(key)}"
+
+
+# --- bounded YAML ------------------------------------------------------------------------
+
+_BaseLoader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _YamlProblem(Exception):
+    """A document that is well-formed YAML but beyond a limit (or repeats a key)."""
+
+
+def _line(mark) -> str:
+    return f"line {mark.line + 1}" if mark is not None else "an unknown line"
+
+
+class _BoundedLoader(_BaseLoader):
+    """PyYAML's safe loader that also refuses duplicate keys, integer literals of more than
+    MAX_YAML_INT_CHARS characters and (before constructing anything) alias expansion
+    beyond MAX_YAML_NODES values or MAX_YAML_DEPTH levels, and recursive aliases."""
+
+    def construct_document(self, node):
+        _check_expansion(node)
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.setdefault(key, key_node)
+                except TypeError:
+                    continue  # an unhashable key: PyYAML's own error follows
+                if first is not key_node:
+                    raise _YamlProblem(
+                        f"duplicate key {show(key)} at {_line(key_node.start_mark)} (first at "
+                        f"{_line(first.start_mark)}); keep one")
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_YAML_INT_CHARS:
+            raise _YamlProblem(f"an integer of {len(node.value):,} characters at "
+                               f"{_line(node.start_mark)} (at most {MAX_YAML_INT_CHARS})")
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
+def _check_expansion(root) -> None:
+    """Count ``root``'s values with every alias expanded (memoized: linear in the document),
+    refusing cycles, more than MAX_YAML_NODES values or deeper than MAX_YAML_DEPTH."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise _YamlProblem(f"nested deeper than {MAX_YAML_DEPTH} levels (aliases "
+                               f"expanded) at {_line(node.start_mark)}")
+        if isinstance(node, yaml.ScalarNode):
+            return 1
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if id(node) in active:
+            raise _YamlProblem(f"a recursive alias (a value that contains itself) at "
+                               f"{_line(node.start_mark)}")
+        active.add(id(node))
+        total = 1
+        children = node.value if isinstance(node, yaml.SequenceNode) else \
+            [child for pair in node.value for child in pair]
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_YAML_NODES:
+                raise _YamlProblem(f"more than {MAX_YAML_NODES:,} values once aliases are "
+                                   f"expanded (at {_line(node.start_mark)})")
+        active.discard(id(node))
+        sizes[id(node)] = total
+        return total
+
+    size(root, 1)
+
+
+def _prescan(text: str) -> None:
+    """Walk the parser's events (no recursion, nothing built) to bound the document's
+    nesting depth and raw number of values before PyYAML composes it (recursively)."""
+    loader = _BaseLoader(text)
+    try:
+        depth = nodes = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.CollectionStartEvent)):
+                nodes += 1
+                if nodes > MAX_YAML_NODES:
+                    raise _YamlProblem(f"more than {MAX_YAML_NODES:,} values (at "
+                                       f"{_line(event.start_mark)})")
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise _YamlProblem(f"nested deeper than {MAX_YAML_DEPTH} levels at "
+                                       f"{_line(event.start_mark)}")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+class YamlSyntaxError(EvofoolError):
+    """Text that is not YAML at all (an override's value may then be a plain string)."""
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` for text from anyone: bounded in size, depth, alias expansion and
+    integer length, duplicate keys refused. One-line EvofoolError naming ``source`` (the
+    file, or the override) if not; YamlSyntaxError (a subclass) for malformed YAML."""
+    if len(text) > MAX_YAML_BYTES:
+        raise EvofoolError(f"{source}: {len(text):,} characters of YAML; at most "
+                           f"{MAX_YAML_BYTES:,} ({MAX_YAML_BYTES // 2 ** 20} MiB) are read")
+    try:
+        _prescan(text)
+        loader = _BoundedLoader(text)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except _YamlProblem as exc:
+        raise EvofoolError(f"{source}: YAML refused: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or one_line(exc, 200)
+        raise YamlSyntaxError(f"{source}: malformed YAML{where}: "
+                              f"{one_line(Exception(problem), 200)}") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise EvofoolError(f"{source}: YAML refused: {one_line(exc, 200)}") from None
 
 
 def _describe(hint: Any) -> str:
@@ -32,7 +250,8 @@ def _describe(hint: Any) -> str:
 
 def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
     def fail() -> typing.NoReturn:
-        raise EvofoolError(f"{source}: {where} = {value!r} is invalid: expected {_describe(hint)}")
+        raise EvofoolError(f"{source}: {where} = {show(value)} is invalid: "
+                           f"expected {_describe(hint)}")
 
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
@@ -43,7 +262,8 @@ def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
                 continue
         fail()
     if origin is Literal:
-        if value in typing.get_args(hint) and type(value) is not bool:
+        # the same type as the allowed value: 10.0 is not the integer 10, True is not 1
+        if any(value == v and type(value) is type(v) for v in typing.get_args(hint)):
             return value
         fail()
     if origin is list:
@@ -69,7 +289,10 @@ def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
         fail()
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond any float: reported as not finite
+                return math.inf if value > 0 else -math.inf
         fail()
     if hint is str:
         if isinstance(value, str):
@@ -82,11 +305,48 @@ def _convert(value: Any, hint: Any, where: str, source: str) -> Any:
     raise TypeError(f"schema cannot check type {hint!r}")  # a programming error, not a user one
 
 
+def _out_of_bounds(value: Any, finite: bool) -> str | None:
+    """Why a converted value is unusable whatever the field (an integer beyond 64 bits, a
+    float that is inf or NaN unless ``finite`` is False), or None."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not -INT64 <= item < INT64:
+            return "too large (integers must fit in 64 bits)"
+        if finite and isinstance(item, float) and not math.isfinite(item):
+            return "not a finite number"
+    return None
+
+
+def _numeric_text_hint(value: Any, words: str) -> str:
+    """PyYAML reads ``1e9`` and ``1.0e9`` as text (YAML 1.1 floats need a dot and a signed
+    exponent): say so when a number was expected."""
+    if not isinstance(value, str) or len(value) > 40 or not any(
+            word in words for word in ("integer", "number", "size")):
+        return ""
+    try:
+        number = float(value.replace("_", ""))
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    if number.is_integer() and abs(number) < 1e16:
+        written = str(int(number))
+    else:
+        mantissa, exponent = f"{number:e}".split("e")
+        written = f"{float(mantissa)!r}e{exponent}"
+    return f" (YAML reads {value!r} as text; write {written})"
+
+
 def from_dict(cls: type, data: dict, where: str = "", source: str = "config") -> Any:
     """Build dataclass ``cls`` from ``data``; reject unknown keys and wrong types.
 
     ``where`` is the dotted path of ``data`` inside the file (for messages), ``source``
-    the file name. Each field may declare ``metadata={"check": (predicate, "what is valid")}``.
+    the file name. Each field may declare ``metadata={"check": (predicate, "what is valid")}``
+    (the words should state any upper limit), and ``"finite": False`` to accept inf/NaN.
+    ``cls.__post_init__`` may raise ValueError for a combination of fields: that becomes a
+    one-line EvofoolError naming ``where`` (the section).
     """
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -94,7 +354,8 @@ def from_dict(cls: type, data: dict, where: str = "", source: str = "config") ->
     for key in data:
         if key not in fields:
             allowed = ", ".join(sorted(fields))
-            raise EvofoolError(f"{source}: unknown key '{prefix}{key}' (allowed here: {allowed})")
+            raise EvofoolError(f"{source}: unknown key {_key_text(prefix, key)} "
+                               f"(allowed here: {allowed})")
     values = {}
     for name, field in fields.items():
         if name not in data:
@@ -102,18 +363,31 @@ def from_dict(cls: type, data: dict, where: str = "", source: str = "config") ->
                 raise EvofoolError(f"{source}: missing required key '{prefix}{name}'")
             continue
         check = field.metadata.get("check")
+        words = check[1] if check is not None else _describe(hints[name])
         try:
             value = _convert(data[name], hints[name], prefix + name, source)
-            valid = value is None or check is None or bool(check[0](value))
         except EvofoolError:
             if check is None:
                 raise
-            valid = False  # a wrong type: described by the field's own words below
+            value, valid = None, False  # a wrong type: described by the field's own words
+        else:
+            problem = _out_of_bounds(value, field.metadata.get("finite", True))
+            if problem is not None:
+                raise EvofoolError(f"{source}: {prefix}{name} = {show(data[name])} is invalid: "
+                                   f"{problem}; expected {words}")
+            try:
+                valid = value is None or check is None or bool(check[0](value))
+            except (TypeError, ValueError, OverflowError):
+                valid = False
         if not valid:
-            raise EvofoolError(f"{source}: {prefix}{name} = {data[name]!r} is invalid: "
-                               f"expected {check[1]}")
+            raise EvofoolError(f"{source}: {prefix}{name} = {show(data[name])} is invalid: "
+                               f"expected {words}{_numeric_text_hint(data[name], words)}")
         values[name] = value
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a check across fields (__post_init__)
+        section = where or "top level"
+        raise EvofoolError(f"{source}: {section}: {one_line(exc)}") from None
 
 
 def to_dict(obj: Any) -> Any:
@@ -121,13 +395,35 @@ def to_dict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
-def positive(what: str = "a positive integer"):
-    return {"check": (lambda v: v > 0, what)}
+def _limit(what: str, at_most) -> str:
+    if at_most is None:
+        return what
+    if isinstance(at_most, float) and at_most.is_integer():
+        at_most = int(at_most)
+    return f"{what}, at most {at_most:,}"
 
 
-def non_negative(what: str = "a number >= 0"):
-    return {"check": (lambda v: v >= 0, what)}
+def positive(what: str = "a positive integer", at_most: int | float | None = None):
+    """``check`` metadata: ``0 < v`` (``<= at_most``; the words then state the limit)."""
+    high = math.inf if at_most is None else at_most
+    return {"check": (lambda v: 0 < v <= high, _limit(what, at_most))}
+
+
+def non_negative(what: str = "a number >= 0", at_most: int | float | None = None):
+    """``check`` metadata: ``0 <= v`` (``<= at_most``; the words then state the limit)."""
+    high = math.inf if at_most is None else at_most
+    return {"check": (lambda v: 0 <= v <= high, _limit(what, at_most))}
 
 
 def probability(what: str = "a number in [0, 1]"):
     return {"check": (lambda v: 0.0 <= v <= 1.0, what)}
+
+
+def class_id_list(value: list[int]) -> bool:
+    """A non-empty list of at most MAX_CLASSES distinct class ids in [0, MAX_CLASS_ID)."""
+    return (0 < len(value) <= MAX_CLASSES and len(set(value)) == len(value)
+            and 0 <= min(value) and max(value) < MAX_CLASS_ID)
+
+
+CLASS_ID_LIST_WORDS = (f"a non-empty list of at most {MAX_CLASSES:,} distinct class ids "
+                       f"(model outputs) from 0 to {MAX_CLASS_ID - 1:,}")

@@ -94,10 +94,15 @@ def write_rescore(run_dir: str | Path, model: ModelSpec, out: str | Path | None 
                   device: str = "auto") -> tuple[Path, Path, list[dict]]:
     rows = rescore_run(run_dir, model, device)
     out = Path(out) if out else Path(run_dir) / f"rescore_{_slug(model.label)}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
-    write_text(csv_path, _csv(rows))
-    write_json(json_path, {"run": str(run_dir), "model": model.label, "classes": rows})
+    try:
+        csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(csv_path, _csv(rows))
+        write_json(json_path, {"run": str(run_dir), "model": model.label, "classes": rows})
+    except (OSError, ValueError) as exc:  # ValueError: no file name, a NUL byte
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:200]
+        raise EvofoolError(f"rescore --out '{out}': cannot write the .csv and .json there: "
+                           f"{reason}") from None
     return csv_path, json_path, rows
 
 

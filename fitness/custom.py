@@ -38,7 +38,15 @@ import torch
 from evofool.errors import EvofoolError
 from evofool.fitness.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_class_names
 from evofool.fitness.target import Target, error_line
-from evofool.schema import from_dict
+from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, MAX_YAML_BYTES, from_dict, one_line
+
+
+def _sides(limit: int):
+    """``check`` metadata for a side in pixels or [height, width], each in [1, limit]."""
+    def ok(value) -> bool:
+        sides = [value, value] if isinstance(value, int) else value
+        return len(sides) == 2 and all(0 < side <= limit for side in sides)
+    return {"check": (ok, f"a positive size in pixels, or [height, width], at most {limit:,}")}
 
 
 @dataclass
@@ -51,14 +59,15 @@ class ModelInfo:
     ``resize_size``: the image side that 10 crops are cut from (null: input / 0.875).
     """
 
-    input_size: int | list[int] = 224
+    input_size: int | list[int] = field(default=224, metadata=_sides(MAX_IMAGE_SIDE))
     channels: Literal[1, 3] = 3
     mean: list[float] | None = None
     std: list[float] | None = None
-    class_names: list[str] | Literal["imagenet"] = "imagenet"
-    resize_size: int | list[int] | None = field(default=None, metadata={"check": (
-        lambda v: all(x > 0 for x in ([v] if isinstance(v, int) else v)),
-        "a positive size in pixels, or [height, width]")})
+    class_names: list[str] | Literal["imagenet"] = field(default="imagenet", metadata={
+        "check": (lambda v: v == "imagenet" or 0 < len(v) <= MAX_CLASS_ID,
+                  f"'imagenet' or a list of 1 to {MAX_CLASS_ID:,} class names")})
+    resize_size: int | list[int] | None = field(default=None, metadata=_sides(
+        2 * MAX_IMAGE_SIDE))
 
     def target(self, name: str, model: torch.nn.Module, device: torch.device) -> Target:
         def pair(value, key: str) -> tuple[int, int]:
@@ -107,9 +116,13 @@ def build_torchscript(file: str, device: torch.device, weights_path: str | None)
     info = ModelInfo()
     if sidecar.is_file():
         try:
-            data = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"'{sidecar}' is not valid JSON ({error})") from None
+            with open(sidecar, "rb") as handle:
+                raw = handle.read(MAX_YAML_BYTES + 1)
+            if len(raw) > MAX_YAML_BYTES:
+                raise ValueError(f"larger than {MAX_YAML_BYTES:,} bytes")
+            data = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as error:
+            raise ValueError(f"'{sidecar}' is not valid JSON ({one_line(error, 200)})") from None
         info = model_info(data, str(sidecar))
     return info.target(f"torchscript:{file}", model, device)
 
@@ -129,26 +142,50 @@ def _import_module(name: str):
         sys.path.remove(os.getcwd())
 
 
+def _failure(error: BaseException) -> str:
+    """What user code did instead of returning: ``raised KeyError: 'x'``, ``called
+    sys.exit(3)``."""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({one_line(error, 80) if error.code is not None else ''})"
+    return f"raised {type(error).__name__}: {one_line(error, 200)}"
+
+
 def build_python(rest: str, device: torch.device, weights_path: str | None) -> Target:
-    """``rest`` = ``MODULE:FACTORY``."""
+    """``rest`` = ``MODULE:FACTORY``. Whatever the module or factory does (raise anything,
+    call ``sys.exit``) becomes a one-line ValueError naming the spec."""
     module_name, _, factory_name = rest.rpartition(":")
     if not module_name or not factory_name:
         raise ValueError("expected python:MODULE:FACTORY, e.g. python:my_models:cifar_net")
     try:
         module = _import_module(module_name)
     except ImportError as error:
-        raise ValueError(f"cannot import module '{module_name}' ({error})") from None
-    factory = getattr(module, factory_name, None)
+        raise ValueError(f"cannot import module '{module_name}' ({one_line(error, 200)})"
+                         ) from None
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - user code, reported in one line
+        raise ValueError(f"importing module '{module_name}' {_failure(error)}") from None
+    try:
+        factory = getattr(module, factory_name, None)
+    except (Exception, SystemExit):  # noqa: BLE001 - a module __getattr__ that fails
+        factory = None
     if not callable(factory):
         raise ValueError(f"module '{module_name}' has no function '{factory_name}'")
-    result = factory(**({"weights_path": os.fspath(weights_path)} if weights_path else {}))
+    try:
+        result = factory(**({"weights_path": os.fspath(weights_path)} if weights_path else {}))
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - user code, reported in one line
+        raise ValueError(f"factory '{factory_name}' {_failure(error)}") from None
     name = f"python:{rest}"
-    if isinstance(result, Target):
-        return dataclasses.replace(result, name=name, device=device)
-    if isinstance(result, torch.nn.Module):
-        return ModelInfo().target(name, result, device)
-    if (isinstance(result, tuple) and len(result) == 2
-            and isinstance(result[0], torch.nn.Module)):
-        return model_info(result[1], f"{name} metadata").target(name, result[0], device)
+    try:
+        if isinstance(result, Target):
+            return dataclasses.replace(result, name=name, device=device)
+        if isinstance(result, torch.nn.Module):
+            return ModelInfo().target(name, result, device)
+        if (isinstance(result, tuple) and len(result) == 2
+                and isinstance(result[0], torch.nn.Module)):
+            return model_info(result[1], f"{name} metadata").target(name, result[0], device)
+    except ValueError:
+        raise
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - the model's own code failed
+        raise ValueError(f"building the target from factory '{factory_name}' "
+                         f"{_failure(error)}") from None
     raise ValueError(f"factory '{factory_name}' returned a {type(result).__name__}; expected "
                      "a Target, a torch.nn.Module, or (module, metadata dict)")

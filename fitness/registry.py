@@ -87,13 +87,31 @@ def available_targets() -> list[str]:
 
 def resolve_device(name: str, key: str = "runtime.device") -> torch.device:
     """``auto`` means the GPU when there is one, else the CPU; ``key`` names the setting in
-    the error message."""
+    the error message. Anything else than auto, cpu, cuda, cuda:N or mps, or a device this
+    machine does not have, is a one-line EvofoolError naming ``key``."""
+    import re
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d{1,4})?|mps", name):
+        from evofool.schema import show
+        raise EvofoolError(f"{key} {show(name)} is not a device: expected auto, cpu, cuda, "
+                           "cuda:N or mps")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError) as exc:
+        raise EvofoolError(f"{key} '{name}' is not a device torch knows: "
+                           f"{' '.join(str(exc).split())[:200]}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise EvofoolError(f"{key} '{name}' was asked for but no CUDA GPU is available "
                            f"(use {key}: auto or cpu)")
+    if device.type == "cuda" and device.index is not None \
+            and device.index >= torch.cuda.device_count():
+        raise EvofoolError(f"{key} '{name}' was asked for but this machine has "
+                           f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 to "
+                           f"cuda:{torch.cuda.device_count() - 1}; or use {key}: auto)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise EvofoolError(f"{key} '{name}' was asked for but no Apple MPS device is "
+                           f"available (use {key}: auto or cpu)")
     return device
 
 

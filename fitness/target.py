@@ -25,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evofool.schema import show
+
 Precision = Literal["fp32", "bf16", "fp16"]
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -123,10 +125,10 @@ class Target:
             self.classes = [int(c) for c in self.classes]
             bad = [c for c in self.classes if not 0 <= c < self.num_classes]
             if bad:
-                raise ValueError(f"classes {bad} out of range (the model has classes "
+                raise ValueError(f"classes {show(bad)} out of range (the model has classes "
                                  f"0..{self.num_classes - 1})")
             if len(set(self.classes)) != len(self.classes) or not self.classes:
-                raise ValueError(f"classes {self.classes} must be distinct and not empty")
+                raise ValueError(f"classes {show(self.classes)} must be distinct and not empty")
         self.model = self.model.to(self.device).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -244,7 +246,7 @@ class Target:
         try:
             with torch.inference_mode():
                 out = self.model_output(self.prepare(probe))
-        except Exception as error:  # a user's model may raise anything on a wrong input
+        except (Exception, SystemExit) as error:  # a user's model may raise anything
             raise ValueError(f"fails on a probe image of shape {shape} (is its input size "
                              f"{self.input_size[0]}x{self.input_size[1]} right?): "
                              f"{error_line(error)}") from None

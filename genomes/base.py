@@ -113,23 +113,33 @@ class GenomeType(ABC):
         numbers in all (a hostile file must not exhaust memory)."""
         if not isinstance(data, dict) or not data:
             raise ValueError("genome data must be a non-empty object of named arrays")
+        if len(data) > 1000:
+            raise ValueError(f"genome data holds {len(data):,} arrays, expected at most 1,000")
         arrays, total = {}, 0
         for name, entry in data.items():
+            if len(name) > 200 or not name.isprintable():
+                raise ValueError(f"an array is named {name[:40]!r}..., expected a short "
+                                 "printable name")
             if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data"}:
                 raise ValueError(f"array '{name}' must be an object with exactly the keys "
                                  "'dtype', 'shape' and 'data'")
             try:
-                dtype = np.dtype(entry["dtype"]) if isinstance(entry["dtype"], str) else None
-            except (TypeError, ValueError):
+                dtype = (np.dtype(entry["dtype"]) if isinstance(entry["dtype"], str)
+                         and len(entry["dtype"]) <= 32 else None)
+            except (TypeError, ValueError, SyntaxError, OverflowError):
                 dtype = None
-            if dtype is None or dtype.kind not in "biufU":
-                raise ValueError(f"array '{name}' has dtype {entry['dtype']!r}: expected a "
+            if dtype is None or dtype.kind not in "biufU" or dtype.names or dtype.subdtype:
+                shown = repr(entry["dtype"])
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ValueError(f"array '{name}' has dtype {shown}: expected a "
                                  "boolean, number or string dtype such as 'float32'")
             shape = entry["shape"]
             if (not isinstance(shape, list) or len(shape) > 32 or not all(
                     isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
-                raise ValueError(f"array '{name}' has shape {shape!r}: expected a list of "
-                                 "integers >= 0")
+                shown = repr(shape)
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                raise ValueError(f"array '{name}' has shape {shown}: expected a list of at "
+                                 "most 32 integers >= 0")
             size = 1
             for side in shape:
                 size *= side

@@ -61,7 +61,8 @@ from evofool.genomes.cppn_graph import (ACTIVATIONS, GAUSSIAN, HALF_TANH, SINE, 
                                         canonical_json, compile_graph,
                                         genome_from_json, genome_hash, genome_to_json,
                                         mutate_graphs, random_graph)
-from evofool.schema import non_negative, positive, probability
+from evofool.schema import (MAX_ETA, MAX_IMAGE_SIDE, MAX_WEIGHT_LIMIT, non_negative, positive,
+                            probability)
 
 __all__ = ["CppnGenome", "CppnParams", "as_population", "genome_from_json", "genome_hash",
            "genome_to_json"]
@@ -77,19 +78,20 @@ class CppnParams:
 
     channels: int | None = field(default=None, metadata={
         "check": (lambda v: v in (1, 3), "1 or 3")})
-    size: int | None = field(default=None, metadata=positive("a positive image size in pixels"))
+    size: int | None = field(default=None, metadata=positive(
+        "a positive image size in pixels", at_most=MAX_IMAGE_SIDE))
     coordinates: Literal["picbreeder", "code"] = "picbreeder"
     reference_size: int | None = field(default=None, metadata=positive(
-        "a positive size in pixels (null: the genome's own size)"))
+        "a positive size in pixels (null: the genome's own size)", at_most=MAX_IMAGE_SIDE))
     color_space: Literal["hsv", "hls"] = "hsv"
     quantize: bool = True
     activations: list[str] = field(default_factory=lambda: list(ACTIVATIONS), metadata={
         "check": (_activation_list, "a non-empty list of distinct names from "
                   + ", ".join(ACTIVATIONS))})
-    weight_limit: float = field(default=10.0, metadata={
-        "check": (lambda v: v > 0, "a number > 0 (weights lie in [-limit, limit])")})
+    weight_limit: float = field(default=10.0, metadata=positive(
+        "a number > 0 (weights lie in [-limit, limit])", at_most=MAX_WEIGHT_LIMIT))
     weight_mutation_rate: float = field(default=0.1, metadata=probability())
-    weight_mutation_eta: float = field(default=15.0, metadata=non_negative())
+    weight_mutation_eta: float = field(default=15.0, metadata=non_negative(at_most=MAX_ETA))
     activation_mutation_rate: float = field(default=0.1, metadata=probability())
     add_connection_rate: float = field(default=0.5, metadata=probability())
     delete_connection_rate: float = field(default=0.3, metadata=probability())
@@ -268,6 +270,11 @@ def gc_paused(collect_young_first: bool = False):
 _PIXELS_PER_PASS = 1 << 20  # larger renders are evaluated in slices of this many pixels
 _VALUES_PER_PASS = 1 << 25  # by_depth: floats in a chunk's value table (128 MiB)
 _SMALL_IMAGE = 64 * 64      # up to this many pixels, |o| and colour run on the whole batch
+#: Bounds on packed genomes read back (archives and checkpoints may come from strangers):
+#: characters of one genome's JSON text, and nodes and edges of all genomes of one unpack.
+MAX_TEXT_CHARS = 64 << 20
+MAX_TOTAL_NODES = 2_000_000
+MAX_TOTAL_EDGES = 10_000_000
 
 
 class CppnGenome(GenomeType):
@@ -420,13 +427,33 @@ class CppnGenome(GenomeType):
         return {"graphs": np.array([canonical_json(g) for g in population], dtype=str)}
 
     def unpack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        texts = arrays.get("graphs")
-        if texts is None or texts.ndim != 1 or texts.dtype.kind != "U":
+        """Inverse of :meth:`pack`; ValueError (one line) on malformed data, including a
+        genome text over MAX_TEXT_CHARS, JSON nested too deeply, and more than MAX_NODES /
+        MAX_EDGES per genome (:func:`genome_from_json`) or MAX_TOTAL_NODES /
+        MAX_TOTAL_EDGES in all (a stranger's archive must not exhaust memory)."""
+        texts = arrays.get("graphs") if isinstance(arrays, dict) else None
+        if (not isinstance(texts, np.ndarray) or texts.ndim != 1
+                or texts.dtype.kind != "U"):
             raise ValueError("cppn genomes must be a 1-D unicode array 'graphs' of JSON texts")
-        graphs = []
+        if texts.dtype.itemsize // 4 > MAX_TEXT_CHARS:
+            raise ValueError(f"cppn genome texts of up to {texts.dtype.itemsize // 4:,} "
+                             f"characters, expected at most {MAX_TEXT_CHARS:,}")
+        graphs, nodes, edges = [], 0, 0
         for i, text in enumerate(texts):
             try:
-                graphs.append(genome_from_json(parse_json(str(text)), self.channels))
+                try:
+                    data = parse_json(str(text))
+                except RecursionError:
+                    raise ValueError("JSON nested too deeply") from None
+                if isinstance(data, dict):
+                    nodes += len(data["nodes"]) if isinstance(data.get("nodes"), list) else 0
+                    links = data.get("edges", data.get("links"))
+                    edges += len(links) if isinstance(links, list) else 0
+                    if nodes > MAX_TOTAL_NODES or edges > MAX_TOTAL_EDGES:
+                        raise ValueError(f"the genomes up to here have {nodes:,} nodes and "
+                                         f"{edges:,} edges, expected at most "
+                                         f"{MAX_TOTAL_NODES:,} and {MAX_TOTAL_EDGES:,} in all")
+                graphs.append(genome_from_json(data, self.channels))
             except ValueError as exc:
                 raise ValueError(f"cppn genome {i}: {exc}") from None
         return as_population(graphs)
@@ -439,6 +466,8 @@ class CppnGenome(GenomeType):
         return data
 
     def from_json(self, data) -> np.ndarray:
+        """A population of one genome from its node-link data (:func:`genome_from_json`:
+        ValueError of one line, at most MAX_NODES nodes and MAX_EDGES edges)."""
         return as_population([genome_from_json(data, self.channels)])
 
 

@@ -49,6 +49,11 @@ INPUTS = ("x", "y", "d", "bias")
 ACTIVATIONS = ("sine", "sigmoid", "gaussian", "linear")
 ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 KINDS = ("input", "output", "hidden")
+#: The most nodes and edges a genome read from JSON may have (checked before the graph is
+#: built: a genome file or archive may come from a stranger). Evolved CPPNs have hundreds.
+MAX_NODES = 100_000
+MAX_EDGES = 1_000_000
+MAX_ID_LENGTH = 256  # characters of a node id
 
 
 def output_id(channel: int) -> str:
@@ -343,7 +348,10 @@ def genome_to_json(graph: nx.DiGraph) -> dict:
 
 def genome_from_json(data: Any, channels: int | None = None) -> nx.DiGraph:
     """Inverse of :func:`genome_to_json` (also accepts networkx's older ``links`` key);
-    raises ValueError with one line on anything that would not render."""
+    raises ValueError with one line on anything that would not render. At most
+    :data:`MAX_NODES` nodes and :data:`MAX_EDGES` edges (checked before building the
+    graph), node ids strings of at most :data:`MAX_ID_LENGTH` characters, weights finite
+    numbers."""
     if not isinstance(data, dict):
         raise ValueError(f"a CPPN genome must be a JSON object, got {type(data).__name__}")
     if data.get("directed", True) is not True or data.get("multigraph", False) is not False:
@@ -352,19 +360,29 @@ def genome_from_json(data: Any, channels: int | None = None) -> nx.DiGraph:
     edges = data.get("edges", data.get("links"))
     if not isinstance(nodes, list) or not isinstance(edges, list):
         raise ValueError("a CPPN genome needs lists 'nodes' and 'edges'")
+    if len(nodes) > MAX_NODES or len(edges) > MAX_EDGES:
+        raise ValueError(f"a CPPN genome of {len(nodes):,} nodes and {len(edges):,} edges: "
+                         f"expected at most {MAX_NODES:,} nodes and {MAX_EDGES:,} edges")
     graph = nx.DiGraph()
     for i, node in enumerate(nodes):
         if not isinstance(node, dict) or not isinstance(node.get("id"), str):
             raise ValueError(f"node {i} is not an object with a string 'id'")
+        if not 0 < len(node["id"]) <= MAX_ID_LENGTH:
+            raise ValueError(f"node {i} has an id of {len(node['id']):,} characters, expected "
+                             f"1 to {MAX_ID_LENGTH}")
         if node["id"] in graph:
             raise ValueError(f"node id {node['id']!r} appears twice")
         kind = node.get("kind")
         if kind not in KINDS:
-            raise ValueError(f"node {node['id']!r} has kind {kind!r} "
+            raise ValueError(f"node {node['id']!r} has kind {_short(kind)} "
                              f"(expected one of {', '.join(KINDS)})")
         attrs = {"kind": kind}
         if kind != "input":
-            attrs["activation"] = node.get("activation")
+            activation = node.get("activation")
+            if not isinstance(activation, str) or activation not in ACTIVATION_IDS:
+                raise ValueError(f"node {node['id']!r} has unknown activation "
+                                 f"{_short(activation)} (known: {', '.join(ACTIVATIONS)})")
+            attrs["activation"] = activation
         graph.add_node(node["id"], **attrs)
     for i, edge in enumerate(edges):
         if not isinstance(edge, dict) or not all(k in edge for k in ("source", "target", "weight")):
@@ -372,15 +390,32 @@ def genome_from_json(data: Any, channels: int | None = None) -> nx.DiGraph:
         source, target = edge["source"], edge["target"]
         for end in (source, target):
             if not isinstance(end, str) or end not in graph:
-                raise ValueError(f"edge {i} names unknown node {end!r}")
+                raise ValueError(f"edge {i} names unknown node {_short(end)}")
         if source == target or graph.has_edge(source, target):
             raise ValueError(f"edge {i} ({source!r} -> {target!r}) is a "
                              f"{'self-loop' if source == target else 'duplicate'}")
-        graph.add_edge(source, target, weight=edge["weight"])
+        weight = edge["weight"]
+        if not _finite_number(weight):
+            raise ValueError(f"edge {i} ({source!r} -> {target!r}) has weight "
+                             f"{_short(weight)} (expected a finite number)")
+        graph.add_edge(source, target, weight=weight)
     check_graph(graph, channels)
     for u, v, w in graph.edges(data="weight"):
         graph.edges[u, v]["weight"] = float(w)
     return graph
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float (an integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return -1e308 < value < 1e308 if isinstance(value, int) else math.isfinite(value)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr`` of a value from a file, cut short for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def canonical_json(graph: nx.DiGraph) -> str:

@@ -24,21 +24,22 @@ import torch.nn.functional as F
 
 from evofool.genomes.base import GenomeType
 from evofool.genomes.variation import polynomial_mutation, simulated_binary_crossover
-from evofool.schema import non_negative, positive, probability
+from evofool.schema import MAX_ETA, MAX_IMAGE_SIDE, non_negative, positive, probability
 
 
 @dataclass
 class DirectParams:
     channels: int | None = field(default=None, metadata={"check": (lambda v: v in (1, 3), "1 or 3")})
-    size: int | None = field(default=None, metadata=positive("a positive image size in pixels"))
+    size: int | None = field(default=None, metadata=positive(
+        "a positive image size in pixels", at_most=MAX_IMAGE_SIDE))
     mutation_rate: float = field(default=0.1, metadata=probability())
-    mutation_eta: float = field(default=15.0, metadata=non_negative())
+    mutation_eta: float = field(default=15.0, metadata=non_negative(at_most=MAX_ETA))
     polynomial: Literal["sferes", "bounded"] = "sferes"
     rate_halving_every: int = field(default=1000, metadata=non_negative(
         "an integer >= 0 (0 keeps the rate constant, as the released code does)"))
     crossover: Literal["none", "sbx"] = "none"
     crossover_rate: float = field(default=0.5, metadata=probability())
-    crossover_eta: float = field(default=10.0, metadata=non_negative())
+    crossover_eta: float = field(default=10.0, metadata=non_negative(at_most=MAX_ETA))
     sbx_zero_equal_genes: bool = False
     quantize: bool = True
 
@@ -96,9 +97,12 @@ class DirectGenome(GenomeType):
         return {"pixels": np.asarray(population, dtype=np.float32)}
 
     def unpack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        pixels = arrays.get("pixels")
-        if pixels is None or pixels.ndim != 4 or tuple(pixels.shape[1:]) != self.shape:
-            got = None if pixels is None else tuple(pixels.shape)
+        """Inverse of :meth:`pack`: ValueError (one line) unless ``arrays['pixels']`` is a
+        float array (N, channels, height, width) of values in [0, 1] (NaN is not)."""
+        pixels = arrays.get("pixels") if isinstance(arrays, dict) else None
+        if (not isinstance(pixels, np.ndarray) or pixels.ndim != 4
+                or tuple(pixels.shape[1:]) != self.shape):
+            got = tuple(pixels.shape) if isinstance(pixels, np.ndarray) else None
             raise ValueError(f"direct genomes must be an array (N, {', '.join(map(str, self.shape))}), "
                              f"got {got}")
         if pixels.dtype.kind != "f" or not np.all((pixels >= 0) & (pixels <= 1)):

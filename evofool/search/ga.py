@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from deap import tools
 
-from evofool.schema import positive
+from evofool.schema import CLASS_ID_LIST_WORDS, MAX_POPULATION, class_id_list, positive
 from evofool.search.archive import AddResult
 from evofool.search.base import SearchAlgorithm
 
@@ -21,11 +21,19 @@ from evofool.search.base import SearchAlgorithm
 @dataclass
 class GAParams:
     population: int = field(default=100, metadata={
-        "check": (lambda v: v >= 2, "an integer >= 2")})
+        "check": (lambda v: 2 <= v <= MAX_POPULATION,
+                  f"an integer from 2 to {MAX_POPULATION:,}")})
     elite: int = field(default=10, metadata={
         "check": (lambda v: v >= 0, "an integer >= 0 (smaller than population)")})
-    tournament_size: int = field(default=3, metadata=positive())
-    target_classes: list[int] | None = None  # class ids; null: every scored class, in turn
+    tournament_size: int = field(default=3, metadata=positive(at_most=MAX_POPULATION))
+    # class ids (model outputs) to run, in order; null: every scored class, in turn
+    target_classes: list[int] | None = field(default=None, metadata={"check": (
+        class_id_list, CLASS_ID_LIST_WORDS + ", or null (every scored class)")})
+
+    def __post_init__(self) -> None:
+        if self.elite >= self.population:
+            raise ValueError(f"elite = {self.elite} must be smaller than population = "
+                             f"{self.population} (elites are kept, the rest are children)")
 
 
 class Ranked(NamedTuple):

@@ -12,16 +12,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evofool.schema import positive
+from evofool.schema import MAX_POPULATION, positive
 from evofool.search.archive import AddResult
 from evofool.search.base import SearchAlgorithm
 
 
 @dataclass
 class MapElitesParams:
-    init_size: int = field(default=200, metadata=positive())
+    init_size: int = field(default=200, metadata=positive(
+        "a positive integer (random genomes of generation 0)", at_most=MAX_POPULATION))
     offspring: int = field(default=200, metadata=positive(
-        "a positive integer (children per generation; the paper's pop::size)"))
+        "a positive integer (children per generation; the paper's pop::size)",
+        at_most=MAX_POPULATION))
 
 
 class MapElites(SearchAlgorithm):

@@ -33,7 +33,7 @@ from PIL import Image
 from evofool.archive_store import (ARCHIVE_JSON, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE,
                                    genome_type_from_json, load_archive, png_name)
 from evofool.config import validate_experiment
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 from evofool.files import (MAX_GENOME_FILE_BYTES, read_json, shown, type_name, write_json,
                            write_png)
 from evofool.fitness.registry import resolve_device
@@ -108,7 +108,8 @@ def load_genome_json(path: str | Path) -> tuple[GenomeType, np.ndarray]:
 
 
 def _one_line(exc: Exception) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else repr(exc)
+    """ValueErrors are ours and say what is wrong; others also need their type."""
+    text = one_line(exc)
     return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 

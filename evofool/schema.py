@@ -23,7 +23,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 
 # --- limits (docs/EXPERIMENTS.md, "Limits"): every shipped experiment is far inside them ---
 MAX_YAML_BYTES = 4 * 1024 * 1024   # an experiment file or an override's value
@@ -76,13 +76,6 @@ _SHORT_REPR = _ShortRepr()
 def show(value: Any, limit: int = SHOWN_CHARS) -> str:
     """The repr of ``value`` for a one-line message: bounded work, at most ``limit`` chars."""
     text = _SHORT_REPR.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def one_line(error: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message, cut to ``limit`` characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 

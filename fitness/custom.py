@@ -35,10 +35,10 @@ from typing import Literal
 
 import torch
 
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 from evofool.fitness.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_class_names
-from evofool.fitness.target import Target, error_line
-from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, MAX_YAML_BYTES, from_dict, one_line
+from evofool.fitness.target import Target
+from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, MAX_YAML_BYTES, from_dict
 
 
 def _sides(limit: int):
@@ -110,7 +110,7 @@ def build_torchscript(file: str, device: torch.device, weights_path: str | None)
             warnings.simplefilter("ignore", FutureWarning)
             model = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as error:
-        raise ValueError(f"'{path}' is not a TorchScript file ({error_line(error, 200)})"
+        raise ValueError(f"'{path}' is not a TorchScript file ({one_line(error, 200)})"
                          ) from None
     sidecar = Path(str(path) + ".json")
     info = ModelInfo()

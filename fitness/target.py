@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from evofool.errors import one_line
 from evofool.schema import show
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -36,16 +37,6 @@ def is_out_of_memory(error: BaseException) -> bool:
     oom_type = getattr(torch, "OutOfMemoryError", None)
     return (oom_type is not None and isinstance(error, oom_type)) or (
         isinstance(error, RuntimeError) and "out of memory" in str(error).lower())
-
-
-def error_line(error: BaseException, limit: int = 300) -> str:
-    """One line that says what went wrong: the message's first line, or for TorchScript's
-    multi-line tracebacks the last one (``RuntimeError: mat1 and mat2 shapes ...``)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    line = lines[-1] if lines[0].startswith("The following operation failed") else lines[0]
-    return line[:limit]
 
 
 def ten_crops(images: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
@@ -249,7 +240,7 @@ class Target:
         except (Exception, SystemExit) as error:  # a user's model may raise anything
             raise ValueError(f"fails on a probe image of shape {shape} (is its input size "
                              f"{self.input_size[0]}x{self.input_size[1]} right?): "
-                             f"{error_line(error)}") from None
+                             f"{one_line(error)}") from None
         if not isinstance(out, torch.Tensor):
             raise ValueError(f"returned a {type(out).__name__}, not a tensor of logits")
         expected = (self.crops, self.num_classes)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from evofool.fitness.target import error_line
+from evofool.errors import one_line
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -32,7 +32,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # unpicklers and format readers fail in many ways
         raise ValueError(f"weights file '{path}' is not a readable state dict "
-                         f"({error_line(error, 200)})") from None
+                         f"({one_line(error, 200)})") from None
     for key in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]

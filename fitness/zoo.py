@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from evofool.errors import one_line
 from evofool.fitness.imagenet import imagenet_class_names
-from evofool.fitness.target import Target, error_line
+from evofool.fitness.target import Target
 from evofool.fitness.weights_file import load_into
 
 
@@ -52,7 +53,7 @@ def build_torchvision(rest: str, device: torch.device, weights_path: str | None)
         try:
             model = builder(weights=weights)
         except (OSError, RuntimeError) as error:  # URLError is an OSError
-            reason = error_line(error, 120)
+            reason = one_line(error, 120)
             raise ValueError(f"cannot download the weights {weights} ({reason}); offline, "
                              f"fetch {weights.url} elsewhere and set model.weights_path: FILE"
                              ) from None
@@ -95,7 +96,7 @@ def build_timm(name: str, device: torch.device, weights_path: str | None) -> Tar
         try:
             model = timm.create_model(name, pretrained=True)
         except Exception as error:  # hub and network errors come in many types
-            reason = error_line(error, 120)
+            reason = one_line(error, 120)
             raise ValueError(f"cannot download pretrained weights for '{name}' ({reason}); "
                              "offline, set model.weights_path: FILE") from None
     cfg = dict(getattr(model, "pretrained_cfg", None) or {})

@@ -1,5 +1,8 @@
 """Whole runs on the shipped LeNet at small budgets: outputs, reproducibility, resume."""
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -189,18 +192,24 @@ def test_a_model_returning_nan_for_some_inputs_never_gets_a_nan_elite(tmp_path):
     assert not places & {1, 4, 7}
 
 
-def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path):
-    """A kill between writing config.yaml and the first checkpoint leaves only the config:
-    --resume starts the run over (same result), instead of stranding the directory."""
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path):
+    """kill -9 right after config.yaml is written, as the first checkpoint is about to be:
+    --resume starts the run over (same result) instead of stranding the directory."""
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     whole = small_experiment(tmp_path / "a", output_dir=str(tmp_path / "a" / "r"))
     run_experiment(load_experiment(whole))
     cut = small_experiment(tmp_path / "b", output_dir=str(tmp_path / "b" / "r"))
-    run_experiment(load_experiment(cut))
+    killer = ("import os, signal, sys, evofool.run\n"
+              "def kill(*args, **kwargs):\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)\n"
+              "evofool.run.save_checkpoint = kill\n"
+              "from evofool.cli import main\n"
+              "sys.exit(main(['run', sys.argv[1]]))\n")
+    process = subprocess.run([sys.executable, "-c", killer, str(cut)], capture_output=True)
+    assert process.returncode == -signal.SIGKILL
     run = tmp_path / "b" / "r"
-    for path in sorted(run.rglob("*"), reverse=True):  # keep config.yaml only
-        if path.name != "config.yaml":
-            path.rmdir() if path.is_dir() else path.unlink()
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.yaml", "log.jsonl"]
+    assert (run / "log.jsonl").read_text() == ""
     resume_run(run)
     assert ((run / "archive" / "archive.json").read_text()
             == (tmp_path / "a" / "r" / "archive" / "archive.json").read_text())
@@ -208,6 +217,33 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_beginning(tm
     (run / "checkpoint.npz").unlink()
     with pytest.raises(EvofoolError, match="no checkpoint"):
         resume_run(run)
+
+
+def test_resuming_someone_elses_run_does_not_run_the_code_its_config_names(tmp_path, capsys):
+    """config.yaml is an artifact: a python: model (or a module:Class) in it is code that
+    --resume would run; without --trust it is one line, and the module is never imported."""
+    from evofool.cli import main
+    run_experiment(load_experiment(small_experiment(tmp_path, budget={"generations": 1})))
+    config = tmp_path / "run" / "config.yaml"
+    payload = tmp_path / "payload_dir"
+    payload.mkdir()
+    marker = tmp_path / "imported"
+    (payload / "evofool_resume_payload.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\ndef factory():\n    raise SystemExit(9)\n")
+    sys.path.insert(0, str(payload))
+    try:
+        for replace, name in (("spec: lenet-mnist", "spec: python:evofool_resume_payload:factory"),
+                              ("type: map_elites", "type: evofool_resume_payload:Search")):
+            original = config.read_text()
+            config.write_text(original.replace(replace, name))
+            assert main(["run", "--resume", str(tmp_path / "run"),
+                         "budget.generations=2"]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "--trust" in err and "evofool_resume_payload" in err
+            config.write_text(original)
+        assert not marker.exists()
+    finally:
+        sys.path.remove(str(payload))
 
 
 def test_a_model_that_scores_only_nan_runs_out_saves_an_empty_archive_and_says_so(tmp_path,

@@ -27,16 +27,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evofool.search.archive import Archive
 from evofool.errors import EvofoolError
-from evofool.files import (MAX_JSON_BYTES, ArrayHeader, read_json, read_npz, shown, type_name,
-                           write_json, write_npz, write_png)
+from evofool.files import write_json, write_npz, write_png
 from evofool.genomes.base import GenomeType
 from evofool.genomes.registry import get_genome_type
 from evofool.montage import confidence_label, make_montage, to_uint8
+from evofool.readers import (MAX_JSON_BYTES, ArrayHeader, is_int, is_number, read_json,
+                             read_npz, shown, type_name)
 from evofool.schema import MAX_CLASS_ID, MAX_CLASSES  # an experiment's limits, also here
 from evofool.schema import MAX_IMAGE_SIDE as MAX_GENOME_SIDE
 from evofool.schema import from_dict
+from evofool.search.archive import Archive
 
 FORMAT_VERSION = 1
 ARCHIVE_JSON = "archive.json"
@@ -48,7 +49,7 @@ RUNTIME_KEYS_SAVED_BEFORE = ("render_device", "batching")
 #: Limits on what an archive or genome file may ask for (a stranger's file must not exhaust
 #: memory): classes per archive (MAX_CLASSES, ids below MAX_CLASS_ID, as in an experiment;
 #: each class has a row of probabilities over all classes, so the npz size limit of
-#: evofool.files caps a full archive lower still); the genome's own image size, as an
+#: evofool.readers caps a full archive lower still); the genome's own image size, as an
 #: experiment's (MAX_GENOME_SIDE, from evofool.schema); and any render (``evofool render
 #: --size``): sides and pixels per image.
 MAX_IMAGE_SIDE = 16_384
@@ -169,14 +170,6 @@ def find_archive_dir(path: str | Path) -> Path:
                        "archive/ folder; an unfinished run writes it when it stops)")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def check_image_size(height: int, width: int, what: str,
                      max_side: int = MAX_IMAGE_SIDE) -> None:
     """EvofoolError unless ``height`` x ``width`` is a size the readers will draw: sides of
@@ -209,9 +202,9 @@ def genome_type_from_json(genome: Any, image: Any, source: str) -> GenomeType:
     if not isinstance(image, dict):
         raise bad("image", image, "an object with 'channels' and 'size'")
     channels, size = image.get("channels"), image.get("size")
-    if not _is_int(channels) or channels not in (1, 3):
+    if not is_int(channels) or channels not in (1, 3):
         raise bad("image.channels", channels, "1 or 3")
-    if not (isinstance(size, list) and len(size) == 2 and all(map(_is_int, size))):
+    if not (isinstance(size, list) and len(size) == 2 and all(map(is_int, size))):
         raise bad("image.size", size, "[height, width] in pixels")
     check_image_size(size[0], size[1], f"{source}: image.size", MAX_GENOME_SIDE)
     meta = {k: v for k, v in genome.items() if k not in RUNTIME_KEYS_SAVED_BEFORE}
@@ -261,7 +254,7 @@ def _check_classes(content: dict, source: str) -> tuple[list[str], list[int]]:
         raise EvofoolError(f"{source}: class_ids is {type_name(ids)}, expected a list of "
                            f"{len(names):,} class ids (one per class name)")
     for i, class_id in enumerate(ids):
-        if not _is_int(class_id) or not 0 <= class_id < MAX_CLASS_ID:
+        if not is_int(class_id) or not 0 <= class_id < MAX_CLASS_ID:
             raise EvofoolError(f"{source}: class_ids[{i}] is {type_name(class_id)}, expected "
                                f"a class id (an integer >= 0, below {MAX_CLASS_ID:,})")
     if len(set(ids)) != len(ids):
@@ -340,25 +333,25 @@ def _check_rows(content: dict, archive: Archive, source: str) -> list[float | No
         field = f"{source}: classes[{i}]"
         if not isinstance(row, dict):
             raise EvofoolError(f"{field} is {type_name(row)}, expected an object")
-        if row.get("class") != i or not _is_int(row.get("class")):
+        if row.get("class") != i or not is_int(row.get("class")):
             raise EvofoolError(f"{field}.class is {type_name(row.get('class'))}, expected {i}")
         class_id = row.get("class_id", archive.class_ids[i])
-        if not _is_int(class_id) or class_id != archive.class_ids[i]:
+        if not is_int(class_id) or class_id != archive.class_ids[i]:
             raise EvofoolError(f"{field}.class_id is {type_name(class_id)}, expected "
                                f"{archive.class_ids[i]} (class_ids[{i}])")
         if row.get("name") != archive.class_names[i]:
             raise EvofoolError(f"{field}.name is {type_name(row.get('name'))}, expected "
                                f"{shown(archive.class_names[i])} (class_names[{i}])")
-        confidence = _optional(row, "confidence", _is_number, "a number or null", field)
+        confidence = _optional(row, "confidence", is_number, "a number or null", field)
         filled = bool(archive.filled[i])
         if (confidence is not None) != filled or (filled and not math.isfinite(confidence)):
             raise EvofoolError(f"{field}.confidence is {type_name(confidence)}, expected "
                                f"{'a finite number' if filled else 'null'}: the class is "
                                f"{'filled' if filled else 'empty'} in {ELITES_NPZ}")
         for key in ("generation", "evaluations"):
-            _optional(row, key, lambda v: _is_int(v) and v >= 0, "an integer >= 0 or null",
+            _optional(row, key, lambda v: is_int(v) and v >= 0, "an integer >= 0 or null",
                       field)
-        _optional(row, "top1", lambda v: _is_int(v) and v >= 0, "a class id or null", field,
+        _optional(row, "top1", lambda v: is_int(v) and v >= 0, "a class id or null", field,
                   required=False)
         expected_png = png_name(archive.class_ids[i], archive.class_names[i])
         png = _optional(row, "png", lambda v: v == expected_png,
@@ -367,7 +360,7 @@ def _check_rows(content: dict, archive: Archive, source: str) -> list[float | No
         if png is not None and not filled:
             raise EvofoolError(f"{field}.png is {type_name(png)}, expected null: the class is "
                                f"empty in {ELITES_NPZ}")
-        value = _optional(row, "png_confidence", _is_number, "a number or null", field,
+        value = _optional(row, "png_confidence", is_number, "a number or null", field,
                           required=False)
         any_png_confidence = any_png_confidence or "png_confidence" in row
         png_confidences.append(float(value) if value is not None and math.isfinite(value)
@@ -389,7 +382,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
     if not isinstance(content, dict):
         raise EvofoolError(f"{source} is corrupted or not an evofool archive: it holds "
                            f"{type_name(content)}, expected an object")
-    if content.get("format_version") != FORMAT_VERSION or not _is_int(
+    if content.get("format_version") != FORMAT_VERSION or not is_int(
             content.get("format_version")):
         raise EvofoolError(f"{source} is corrupted or not an evofool archive: format_version "
                            f"is {type_name(content.get('format_version'))}, expected "
@@ -397,7 +390,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
     class_names, class_ids = _check_classes(content, source)
     for key in ("generation", "evaluations"):
         value = content.get(key)
-        if value is not None and not (_is_int(value) and value >= 0):
+        if value is not None and not (is_int(value) and value >= 0):
             raise EvofoolError(f"{source}: {key} is {type_name(value)}, expected an integer "
                                ">= 0 or null")
     if content.get("model") is not None and not isinstance(content["model"], (dict, str)):

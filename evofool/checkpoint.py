@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from evofool.errors import EvofoolError
-from evofool.files import (ArrayHeader, parse_json, read_npz, remove_temporaries, type_name,
-                           write_npz)
+from evofool.files import remove_temporaries, write_npz
+from evofool.readers import ArrayHeader, parse_json, read_npz, type_name
 
 FORMAT_VERSION = 2  # 2: counters of whole tells (ask/tell engine)
 CHECKPOINT_NAME = "checkpoint.npz"

@@ -16,7 +16,7 @@ types (direct pixels, plugins) their packed arrays as ``{"dtype", "shape", "data
 Format 1 (CPPN graphs only, the graph under ``"graph"``) is still read.
 
 Genome files and archives may come from strangers: a genome file is read only up to
-:data:`~evofool.files.MAX_GENOME_FILE_BYTES`, every field is checked, and renders are at
+:data:`~evofool.readers.MAX_GENOME_FILE_BYTES`, every field is checked, and renders are at
 most :data:`MAX_RENDER_SIDE` pixels a side and :data:`MAX_RENDER_PIXELS` pixels per image
 (``--size`` up to 8192).
 """
@@ -34,11 +34,11 @@ from evofool.archive_store import (ARCHIVE_JSON, MAX_IMAGE_PIXELS, MAX_IMAGE_SID
                                    genome_type_from_json, load_archive, png_name)
 from evofool.config import validate_experiment
 from evofool.errors import EvofoolError, one_line
-from evofool.files import (MAX_GENOME_FILE_BYTES, read_json, shown, type_name, write_json,
-                           write_png)
+from evofool.files import write_json, write_png
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.base import GenomeType
 from evofool.montage import to_uint8
+from evofool.readers import MAX_GENOME_FILE_BYTES, read_json, shown, type_name
 from evofool.run_data import read_run
 
 GENOME_FORMAT_VERSION = 2  # 1: CPPN graphs only, under "graph" (still read)

@@ -32,6 +32,7 @@ from evofool.files import write_json, write_text
 from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, NonFiniteWarning, ProgressBar, TensorBoardLog
+from evofool.run_data import CONFIG_NAME, LOG_NAME, RUN_INFO
 from evofool.run_lock import RunDirLock
 from evofool.schema import show
 from evofool.search.base import SearchAlgorithm
@@ -39,9 +40,6 @@ from evofool.search.evaluation import ChunkEvaluator
 from evofool.search.registry import get_algorithm
 from evofool.stops import RunStopped, StopRequested, StopSignals
 
-CONFIG_NAME = "config.yaml"
-LOG_NAME = "log.jsonl"
-RUN_INFO = "run.json"
 # What a resume may change: how far to go, what to log, where to compute; never what is searched.
 RESUME_OVERRIDABLE = ("budget.", "log.", "runtime.", "device=", "batch_size=")
 

@@ -4,7 +4,7 @@ Shared by ``evofool report`` and the comparison commands, so that every reader g
 same one-line errors for a missing or corrupted run directory.
 
 Run directories are shared between people, so everything here is read as untrusted: files
-must be regular files within size limits (:mod:`evofool.files`), and every field a reader
+must be regular files within size limits (:mod:`evofool.readers`), and every field a reader
 uses is checked (type and range) when the run is read; a malformed one is a one-line
 EvofoolError naming the file, the field and what was expected.
 """
@@ -13,16 +13,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
-from evofool.search.archive import THRESHOLDS, Archive
 from evofool.archive_store import find_archive_dir, load_archive
 from evofool.errors import EvofoolError
-from evofool.files import (MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_SMALL_FILE_BYTES, decode_utf8,
-                           parse_json, read_json, read_yaml, regular_file, type_name)
 from evofool.genomes.base import GenomeType
+from evofool.readers import (MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_SMALL_FILE_BYTES, decode_utf8,
+                             is_int, is_number, parse_json, read_json, read_yaml,
+                             regular_file, type_name)
+from evofool.search.archive import THRESHOLDS, Archive
 
 CONFIG_NAME = "config.yaml"
 LOG_NAME = "log.jsonl"
@@ -33,12 +34,12 @@ LOG_CLASS_LISTS = ("best", "batch_median")
 LOG_COUNTS = ("generation", "evaluations") + tuple(f"above_{t:g}" for t in THRESHOLDS)
 #: run.json fields the readers use: name -> (check, what is expected).
 RUN_INFO_FIELDS = {
-    "wall_time_s": (lambda v: _is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0"),
-    "evaluations_per_s": (lambda v: _is_number(v) and math.isfinite(v) and v >= 0,
+    "wall_time_s": (lambda v: is_number(v) and math.isfinite(v) and v >= 0, "a number >= 0"),
+    "evaluations_per_s": (lambda v: is_number(v) and math.isfinite(v) and v >= 0,
                           "a number >= 0"),
     "device": (lambda v: isinstance(v, str) and len(v) <= 200, "a device name"),
-    "generations": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "evaluations": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "generations": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
+    "evaluations": (lambda v: is_int(v) and v >= 0, "an integer >= 0"),
     "finished": (lambda v: isinstance(v, bool), "true or false"),
 }
 
@@ -55,17 +56,9 @@ class RunData:
     genome_type: GenomeType
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def log_lines(path: Path) -> Iterator[tuple[int, str, dict | None]]:
     """``(line number, text, record)`` for each line of log.jsonl, read line by line within
-    :data:`~evofool.files.MAX_LOG_BYTES` (a line within MAX_LOG_LINE_BYTES). ``record`` is
+    :data:`~evofool.readers.MAX_LOG_BYTES` (a line within MAX_LOG_LINE_BYTES). ``record`` is
     None for an unfinished last line (no newline, not JSON: a killed run leaves one); any
     other line that is not UTF-8 JSON or not an object is a one-line EvofoolError naming the
     file and line."""
@@ -134,7 +127,7 @@ def log_prefix(path: Path, steps: int) -> list[str]:
                 except EvofoolError:
                     break
                 step = record.get("step", steps) if isinstance(record, dict) else steps
-                if not _is_int(step) or step >= steps:
+                if not is_int(step) or step >= steps:
                     break
                 kept.append(text)
     except OSError as exc:
@@ -147,10 +140,10 @@ def _check_record(record: dict, where: str, classes: int | None) -> dict:
     float64 arrays (NaN for null), which keeps a long log of many classes small."""
     for key in LOG_COUNTS:
         value = record.get(key)
-        if not (_is_int(value) and value >= 0):
+        if not (is_int(value) and value >= 0):
             raise EvofoolError(f"{where}: {key} is {type_name(value)}, expected an integer "
                                ">= 0")
-    if "step" in record and not (_is_int(record["step"]) and record["step"] >= 0):
+    if "step" in record and not (is_int(record["step"]) and record["step"] >= 0):
         raise EvofoolError(f"{where}: step is {type_name(record['step'])}, expected an "
                            "integer >= 0")
     checked = dict(record)
@@ -160,8 +153,8 @@ def _check_record(record: dict, where: str, classes: int | None) -> dict:
             count = f"{classes:,} " if classes is not None else ""
             raise EvofoolError(f"{where}: {key} is {type_name(values)}, expected a list of "
                                f"{count}confidences (one per class, null if empty)")
-        if not all(v is None or _is_number(v) for v in values):
-            bad = next(v for v in values if not (v is None or _is_number(v)))
+        if not all(v is None or is_number(v) for v in values):
+            bad = next(v for v in values if not (v is None or is_number(v)))
             raise EvofoolError(f"{where}: {key} holds {type_name(bad)}, expected numbers or "
                                "null")
         try:

@@ -12,13 +12,13 @@ from typing import Any, Literal
 
 import torch
 
+from evofool.bounded_yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlSyntaxError, load_yaml
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target, check_spec_from_artifact
 from evofool.fitness.target import Target
 from evofool.genomes.registry import get_genome_type
 from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_PATH_CHARS, MAX_SEED,
-                            MAX_THREADS, MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlSyntaxError,
-                            class_id_list, from_dict, load_yaml, positive, show, to_dict)
+                            MAX_THREADS, class_id_list, from_dict, positive, show, to_dict)
 from evofool.search.base import Budget
 from evofool.search.registry import get_algorithm
 
@@ -220,7 +220,7 @@ def apply_overrides(data: dict, overrides: list[str], source: str) -> dict:
 
 def read_yaml(path: Path) -> dict:
     """An experiment file (or a run's config.yaml) as a mapping, read with the limits of
-    :func:`evofool.schema.load_yaml` (size, depth, aliases, duplicate keys)."""
+    :func:`evofool.bounded_yaml.load_yaml` (size, depth, aliases, duplicate keys)."""
     if not path.is_file():
         raise EvofoolError(f"experiment file '{path}' does not exist")
     try:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from evofool.bounded_yaml import load_yaml
 from evofool.errors import EvofoolError
 from evofool.schema import show as shown
 
@@ -160,10 +161,9 @@ def nesting_depth(value: Any, limit: int = MAX_NESTING) -> int:
 def read_yaml(path: str | os.PathLike, max_bytes: int = MAX_SMALL_FILE_BYTES,
               what: str = "a YAML mapping") -> Any:
     """The YAML value in ``path``, from a regular UTF-8 file of at most ``max_bytes``, parsed
-    by :func:`evofool.schema.load_yaml` (safe loader; bounded depth, alias expansion and
+    by :func:`evofool.bounded_yaml.load_yaml` (safe loader; bounded depth, alias expansion and
     integer length; duplicate keys refused), nested at most :data:`MAX_NESTING` deep;
     one-line EvofoolErrors naming the file."""
-    from evofool.schema import load_yaml  # schema imports nothing of this module
     text = read_text(path, max_bytes, what)
     try:
         data = load_yaml(text, f"'{path}'")

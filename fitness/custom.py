@@ -35,10 +35,11 @@ from typing import Literal
 
 import torch
 
+from evofool.bounded_yaml import MAX_YAML_BYTES
 from evofool.errors import EvofoolError, one_line
 from evofool.fitness.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_class_names
 from evofool.fitness.target import Target
-from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, MAX_YAML_BYTES, from_dict
+from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, from_dict
 
 
 def _sides(limit: int):

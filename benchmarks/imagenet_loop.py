@@ -146,7 +146,7 @@ def main() -> None:
           f"{experiment.genome_type} {genome_type.channels}x{genome_type.size[0]}x"
           f"{genome_type.size[1]}, {experiment.algorithm.offspring} children/generation")
     print()
-    print("| batch_size (images/forward) | evaluations timed | loop eval/s | classifier-only "
+    print("| runtime.batch_size (images/forward) | evaluations timed | loop eval/s | classifier-only "
           "eval/s | loop / classifier | same, per CPU second |")
     print("|---:|---:|---:|---:|---:|---:|")
     for size, generations, evaluations, loop, classifier in rows:

@@ -18,7 +18,7 @@ import numpy as np
 
 from evofool.errors import EvofoolError
 from evofool.files import remove_temporaries, write_npz
-from evofool.readers import ArrayHeader, parse_json, read_npz, type_name
+from evofool.readers import ArrayHeader, is_int, parse_json, read_npz, type_name
 
 FORMAT_VERSION = 2  # 2: counters of whole tells (ask/tell engine)
 CHECKPOINT_NAME = "checkpoint.npz"
@@ -43,8 +43,8 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
 
 
 def _is_int(value: Any, low: int = 0, high: int | None = None) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool) and value >= low
-            and (high is None or value < high))
+    """An integer in [low, high) (``high`` None: no upper end)."""
+    return is_int(value) and value >= low and (high is None or value < high)
 
 
 def _check_header(headers: dict[str, ArrayHeader], path: Path) -> None:

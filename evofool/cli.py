@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="evofool",
         description="Evolve fooling images: experiment YAML -> genomes -> rendered images -> "
                     "classifier confidences -> per-class MAP-Elites archive.")
+    from evofool import __version__
+    parser.add_argument("--version", action="version", version=f"evofool {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an experiment YAML, or resume a run directory")

@@ -174,6 +174,9 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
     if out.exists() and not out.is_dir():
         raise EvofoolError(f"'{out}' is a file: without --class the output is a folder, "
                            "one PNG per class")
+    if out.suffix.lower() == ".png" and not out.exists():
+        raise EvofoolError(f"--out '{out}' names a PNG, but without --class every class is "
+                           "written, into a folder: add --class K, or give a folder name")
     written = []
     batch = max(1, _PIXELS_PER_BATCH // (size * size))
     for start in range(0, len(filled), batch):

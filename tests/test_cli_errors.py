@@ -126,3 +126,20 @@ def test_console_script_exits_non_zero_without_traceback(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_render_without_class_into_a_png_name_is_an_error_not_a_folder(finished_run, capsys,
+                                                                       tmp_path):
+    out = tmp_path / "x.png"
+    assert_one_line_error(*run_cli(capsys, "render", finished_run, "--size", 28, "--out", out),
+                          "x.png", "--class")
+    assert not out.exists()
+    assert run_cli(capsys, "render", finished_run, "--size", 28, "--out", tmp_path / "all")[0] == 0
+    assert len(list((tmp_path / "all").glob("*.png"))) == 10
+
+
+def test_version(capsys):
+    from evofool import __version__
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"evofool {__version__}"

@@ -98,10 +98,6 @@ class CppnParams:
     add_node_rate: float = field(default=0.5, metadata=probability())
     delete_node_rate: float = field(default=0.2, metadata=probability())
 
-# The keys that were genome keys before they moved to the runtime section (run-time
-# placement is not part of a genome): archives written then still carry them.
-RUNTIME_KEYS = {"render_device": "render_device", "batching": "render_batching"}
-
 
 def as_population(graphs) -> np.ndarray:
     """A 1-D object array of graphs (``np.array`` would try to iterate the graphs)."""

@@ -52,10 +52,6 @@ class GenerationReport:
     added: AddResult             # what the archive did with each candidate
     target_class: int | None = None  # the class id a one-class search aimed at (GA)
 
-    @property
-    def replaced(self) -> int:
-        return self.added.cells
-
 
 def _chunks(candidates: np.ndarray, size: int) -> list[np.ndarray]:
     return [candidates[i:i + size] for i in range(0, len(candidates), size)]

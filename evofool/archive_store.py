@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 from evofool.files import write_json, write_npz, write_png
 from evofool.genomes.base import GenomeType
 from evofool.genomes.registry import get_genome_type
@@ -213,7 +213,7 @@ def genome_type_from_json(genome: Any, image: Any, source: str) -> GenomeType:
     try:
         genome_type = genome_cls(params, channels, (size[0], size[1]))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = one_line(exc)
         raise EvofoolError(f"{source}: genome: {text}") from None
     drawn = tuple(genome_type.size)
     if not (len(drawn) == 2 and all(isinstance(s, (int, np.integer)) for s in drawn)):
@@ -411,7 +411,7 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
         raise
     except (OSError, ValueError, KeyError, EOFError, TypeError, IndexError, AttributeError,
             OverflowError, RecursionError, zipfile.BadZipFile) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
+        message = one_line(exc)
         raise EvofoolError(f"{npz_source} is corrupted or does not match {ARCHIVE_JSON} "
                            f"({type(exc).__name__}: {message})") from None
     check_archive_values(archive, npz_source)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 from evofool.files import remove_temporaries, write_npz
 from evofool.readers import ArrayHeader, is_int, parse_json, read_npz, type_name
 
@@ -134,7 +134,7 @@ def load_checkpoint(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         raise
     except (OSError, ValueError, KeyError, EOFError, TypeError, OverflowError,
             zipfile.BadZipFile) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
+        message = one_line(exc)
         raise EvofoolError(f"checkpoint '{path}' is corrupted or not an evofool checkpoint "
                            f"({type(exc).__name__}: {message})") from None
     info = parse_json(state, f"checkpoint '{path}' (its state entry)", "the run's state")

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from evofool.bounded_yaml import load_yaml
-from evofool.errors import EvofoolError
+from evofool.errors import EvofoolError, one_line
 from evofool.schema import show as shown
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
@@ -129,7 +129,7 @@ def parse_json(text: str | bytes, where: str, what: str = "JSON") -> Any:
         raise EvofoolError(f"{where} is corrupted: malformed JSON ({exc.msg} at line "
                            f"{exc.lineno}, column {exc.colno}); expected {what}") from None
     except (ValueError, UnicodeDecodeError) as exc:  # e.g. an integer of 5,000 digits
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        message = one_line(exc)
         raise EvofoolError(f"{where} is corrupted: {message}; expected {what}") from None
 
 
@@ -246,7 +246,7 @@ def npz_headers(path: str | os.PathLike, max_bytes: int = MAX_NPZ_BYTES,
         raise
     except (OSError, ValueError, KeyError, EOFError, TypeError, SyntaxError, OverflowError,
             NotImplementedError, RuntimeError, zipfile.BadZipFile) as exc:
-        message = str(exc).splitlines()[0] if str(exc) else ""
+        message = one_line(exc)
         raise EvofoolError(f"'{path}' is corrupted or not {what} ({type(exc).__name__}: "
                            f"{message})") from None
     return headers

@@ -8,6 +8,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from evofool.errors import one_line
+
 
 @dataclasses.dataclass
 class NoParams:
@@ -171,7 +173,7 @@ class GenomeType(ABC):
         try:
             population = self.unpack(arrays)
         except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            message = str(exc).splitlines()[0] if str(exc) else ""
+            message = one_line(exc)
             if not isinstance(exc, ValueError):
                 message = f"{type(exc).__name__}: {message}"
             raise ValueError(f"genome data does not unpack ({message})") from None

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from evofool.config import load_experiment
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.search.evaluation import ChunkEvaluator
 
 REPO = Path(__file__).resolve().parents[1]

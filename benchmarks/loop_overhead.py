@@ -1,7 +1,7 @@
 """How much the evolution loop adds to the classifier's own time, and DEAP programs for scale.
 
 Runs, in one process and on the same machine:
-  1. the full evofool loop of an experiment (``evofool.run.run_experiment``: ask ->
+  1. the full evofool loop of an experiment (``evofool.runner.run_experiment``: ask ->
      ``toolbox.map(toolbox.evaluate, chunks)`` -> tell, JSON-lines log, checkpoints). Its
      rate is read from the run's own ``log.jsonl``: evaluations / wall time from the end of
      generation 0 (model loaded, initial batch scored) to the end of the last generation
@@ -60,7 +60,7 @@ import torch
 from deap import base, creator, tools
 
 from evofool.config import load_experiment
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.search.evaluation import ChunkEvaluator
 
 REPO = Path(__file__).resolve().parents[1]

@@ -57,7 +57,7 @@ import torch
 from evofool.config import load_experiment
 from evofool.fitness.registry import build_target
 from evofool.genomes.variation import polynomial_mutation
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 GOAL = 0.9999

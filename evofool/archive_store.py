@@ -34,6 +34,7 @@ from evofool.genomes.registry import get_genome_type
 from evofool.montage import confidence_label, make_montage, to_uint8
 from evofool.readers import (MAX_JSON_BYTES, ArrayHeader, is_int, is_number, read_json,
                              read_npz, shown, type_name)
+from evofool.run_dirs import resolve_run_dir
 from evofool.schema import MAX_CLASS_ID, MAX_CLASSES  # an experiment's limits, also here
 from evofool.schema import MAX_IMAGE_SIDE as MAX_GENOME_SIDE
 from evofool.schema import from_dict
@@ -157,8 +158,9 @@ def class_entries(archive: Archive, png_confidences: list[float | None] | None) 
 
 
 def find_archive_dir(path: str | Path) -> Path:
-    """Accept a run directory, an archive folder or its archive.json."""
-    path = Path(path)
+    """Accept a run directory (or ``runs/NAME``, ``latest``: :mod:`evofool.run_dirs`), an
+    archive folder or its archive.json."""
+    path = resolve_run_dir(path)
     if not path.exists():
         raise EvofoolError(f"'{path}' does not exist")
     if path.is_file() and path.name == ARCHIVE_JSON:

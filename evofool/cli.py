@@ -8,15 +8,19 @@ from evofool.errors import EvofoolError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from evofool.run import resume_run, run_experiment
+    from evofool.runner import resume_run, run_experiment
     if args.resume:
         overrides = ([args.experiment] if args.experiment else []) + args.overrides
         result = resume_run(args.resume, overrides)
     else:
         if not args.experiment:
-            raise EvofoolError("give an experiment YAML (or --resume RUN_DIR)")
+            raise EvofoolError("give an experiment YAML or a packaged experiment's name "
+                               "('evofool experiments' lists them), or --resume RUN_DIR")
+        from evofool.catalog import find_experiment
         from evofool.config import load_experiment
-        result = run_experiment(load_experiment(args.experiment, args.overrides))
+        path = find_experiment(args.experiment)
+        print(f"experiment: {path}", flush=True)
+        result = run_experiment(load_experiment(path, args.overrides))
     summary = result.archive_json["summary"]
     print(f"run directory: {result.run_dir}")
     print(f"generations {result.generations}, evaluations {result.evaluations}, "
@@ -153,6 +157,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_experiments(args: argparse.Namespace) -> int:
+    from evofool.catalog import packaged_experiments, packaged_folder
+    experiments = packaged_experiments()
+    width = max(len(e.name) for e in experiments)
+    for experiment in experiments:
+        print(f"{experiment.name:<{width}}  {experiment.description}")
+    print(f"\nrun one: evofool run NAME; copy one to edit: evofool init NAME [DIR]; "
+          f"their keys: {packaged_folder() / 'README.md'}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from evofool.catalog import copy_experiment
+    path = copy_experiment(args.name, args.dir)
+    print(f"wrote {path}; edit it, then: evofool run {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evofool",
@@ -163,10 +185,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run an experiment YAML, or resume a run directory")
-    run.add_argument("experiment", nargs="?", help="experiment YAML file")
+    run.add_argument("experiment", nargs="?",
+                     help="experiment YAML file, or a packaged experiment's name")
     run.add_argument("overrides", nargs="*", help="key.sub=value overrides, e.g. seed=3")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue a stopped run (a run directory, runs/NAME for its latest "
+                          "run, or 'latest')")
     run.set_defaults(func=_cmd_run)
+
+    listing = commands.add_parser("experiments", help="list the experiments that ship with "
+                                                      "evofool")
+    listing.set_defaults(func=_cmd_experiments)
+    init = commands.add_parser("init", help="copy a packaged experiment into a folder to edit")
+    init.add_argument("name", help="packaged experiment name ('evofool experiments')")
+    init.add_argument("dir", nargs="?", default=".", help="folder to copy it into (default .)")
+    init.set_defaults(func=_cmd_init)
 
     archive = commands.add_parser("archive", help="inspect a run's per-class archive")
     archive_cmds = archive.add_subparsers(dest="archive_command", required=True)

@@ -1,7 +1,7 @@
 """Experiment files: load a YAML, apply ``key.sub=value`` overrides, validate, resolve.
 
 The schema (every key, its type and default) is the dataclasses below plus the ``Params``
-dataclass of the chosen genome type and algorithm; docs/EXPERIMENTS.md lists them all.
+dataclass of the chosen genome type and algorithm; experiments/README.md lists them all.
 """
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from typing import Any, Literal
 import torch
 
 from evofool.bounded_yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlSyntaxError, load_yaml
+from evofool.catalog import find_experiment
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import build_target, check_spec_from_artifact
 from evofool.fitness.target import Target
 from evofool.genomes.registry import get_genome_type
-from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_PATH_CHARS, MAX_SEED,
-                            MAX_THREADS, class_id_list, from_dict, positive, show, to_dict)
+from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS,
+                            MAX_PATH_CHARS, MAX_SEED, MAX_THREADS, class_id_list, from_dict,
+                            positive, show, to_dict)
 from evofool.search.base import Budget
 from evofool.search.registry import get_algorithm
 
@@ -55,7 +57,7 @@ def _is_typed_section(value: dict) -> bool:
 
 @dataclass
 class ModelConfig:
-    """The ``model:`` keys: which classifier, and how it scores (docs/EXPERIMENTS.md)."""
+    """The ``model:`` keys: which classifier, and how it scores (experiments/README.md)."""
 
     spec: str = field(default="lenet-mnist", metadata={"check": (
         _is_path, f"a target spec (evofool models lists them): printable, at most "
@@ -115,14 +117,16 @@ class Experiment:
     algorithm: Any
     budget: Budget
     seed: int = 0
-    output_dir: str = ""
+    output_dir: str = ""  # "": a new runs/NAME/STAMP per run (evofool.run_dirs)
+    description: str = ""
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict:
         """The resolved config: every key with its value, as saved into the run directory."""
         return {
-            "name": self.name, "seed": self.seed, "output_dir": self.output_dir,
+            "name": self.name, "description": self.description, "seed": self.seed,
+            "output_dir": self.output_dir or None,
             "model": to_dict(self.model),
             "genome": {"type": self.genome_type, **to_dict(self.genome)},
             "algorithm": {"type": self.algorithm_type, **to_dict(self.algorithm)},
@@ -146,6 +150,9 @@ class _TopLevel:
     name: str | None = field(default=None, metadata={"check": (
         _is_run_name, f"a run name usable as a folder name: 1 to {MAX_NAME_CHARS} printable "
                       "characters, no / or \\, not . or .. (output_dir may be any path)")})
+    description: str = field(default="", metadata={"check": (
+        lambda v: len(v) <= MAX_DESCRIPTION_CHARS,
+        f"text of at most {MAX_DESCRIPTION_CHARS} characters")})
     seed: int = field(default=0, metadata={"check": (
         lambda v: 0 <= v <= MAX_SEED, "an integer in [0, 2**63 - 1]")})
     output_dir: str | None = field(default=None, metadata={"check": (
@@ -276,12 +283,14 @@ def validate_experiment(data: dict, source: str, default_name: str,
     name = top.name or default_name
     return Experiment(name=name, model=model, genome_type=genome_type, genome=genome,
                       algorithm_type=algorithm_type, algorithm=algorithm, budget=top.budget,
-                      seed=top.seed, output_dir=top.output_dir or f"runs/{name}",
+                      seed=top.seed, output_dir=top.output_dir or "",
+                      description=top.description,
                       log=top.log, runtime=top.runtime)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
-    """Read ``path``, apply ``overrides`` (``key.sub=value``), validate; EvofoolError if bad."""
-    path = Path(path)
+    """Read ``path`` (a file, or a packaged experiment's name: :mod:`evofool.catalog`), apply
+    ``overrides`` (``key.sub=value``), validate; EvofoolError if bad."""
+    path = find_experiment(path)
     data = apply_overrides(read_yaml(path), list(overrides), str(path))
     return validate_experiment(data, str(path), path.stem)

@@ -11,6 +11,8 @@ module, so it needs the user's explicit trust (``evofool ... --trust``, or
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
 from importlib.metadata import entry_points
@@ -38,6 +40,21 @@ def check_artifact_code(what: str, source: str | None) -> None:
     if source is not None and not _TRUSTED.get():
         raise EvofoolError(f"{source}: names {what}; loading it would run code that came with "
                            "the file: pass --trust if you trust whoever made it")
+
+
+def import_module(name: str):
+    """Import ``name`` from sys.path, else from the current directory, as ``python -m``
+    would (the ``evofool`` console script does not put the current folder on sys.path)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name.split(".")[0] or os.getcwd() in sys.path:
+            raise
+    sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(os.getcwd())
 
 
 class PluginRegistry:
@@ -75,7 +92,7 @@ class PluginRegistry:
                                f"{', '.join(self.names())}, or 'package.module:Class')")
         module_name, _, attr = target.partition(":")
         try:
-            cls = getattr(importlib.import_module(module_name), attr)
+            cls = getattr(import_module(module_name), attr)
         except (ImportError, AttributeError, ValueError) as exc:
             raise EvofoolError(f"{self.kind} '{name}' could not be loaded from '{target}': "
                                f"{exc}") from None

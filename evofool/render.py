@@ -197,7 +197,7 @@ def resolution_check(run_dir: str | Path, size: int = 1024, device: str = "auto"
     difference of the two scored-size images (pixels in [0, 1]).
 
     For CPPNs on ``picbreeder`` coordinates both stay put; on the released code's raw pixel
-    indices, elites with stripes finer than a pixel lose their class (docs/EXPERIMENTS.md)."""
+    indices, elites with stripes finer than a pixel lose their class (experiments/README.md)."""
     check_render_size(size)
     run = read_run(run_dir)
     experiment = validate_experiment(run.config, str(Path(run_dir) / "config.yaml"), "run",

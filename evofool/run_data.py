@@ -23,9 +23,9 @@ from evofool.genomes.base import GenomeType
 from evofool.readers import (MAX_LOG_BYTES, MAX_LOG_LINE_BYTES, MAX_SMALL_FILE_BYTES, decode_utf8,
                              is_int, is_number, parse_json, read_json, read_yaml,
                              regular_file, type_name)
+from evofool.run_dirs import CONFIG_NAME, resolve_run_dir
 from evofool.search.archive import THRESHOLDS, Archive
 
-CONFIG_NAME = "config.yaml"
 LOG_NAME = "log.jsonl"
 RUN_INFO = "run.json"
 #: The per-class lists of a log record (one value per class, null for an empty class).
@@ -218,7 +218,7 @@ def read_config(path: Path) -> dict:
 
 def read_run(run_dir: str | Path) -> RunData:
     """Load what a run directory holds; one-line EvofoolError when it is missing or broken."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run_dir(run_dir)
     if not run_dir.is_dir():
         raise EvofoolError(f"run directory '{run_dir}' does not exist")
     config_path = run_dir / CONFIG_NAME

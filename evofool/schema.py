@@ -23,7 +23,7 @@ from typing import Any, Literal, Union
 
 from evofool.errors import EvofoolError, one_line
 
-# --- limits (docs/EXPERIMENTS.md, "Limits"): every shipped experiment is far inside them ---
+# --- limits (experiments/README.md, "Limits"): every shipped experiment is far inside them ---
 MAX_IMAGE_SIDE = 1024              # pixels: genome sizes, a custom model's input size
 MAX_POPULATION = 1_000_000         # population, offspring, init_size, tournament size
 MAX_BATCH_SIZE = 100_000           # images per forward pass
@@ -34,6 +34,7 @@ MAX_THREADS = 1024
 MAX_ETA = 1e6                      # polynomial mutation / SBX distribution indices
 MAX_WEIGHT_LIMIT = 1e6             # CPPN weights lie in [-limit, limit]
 MAX_PATH_CHARS = 4096              # model specs, weights files, output folders
+MAX_DESCRIPTION_CHARS = 2000       # an experiment's description
 SHOWN_CHARS = 80                   # a value in a message is cut to this many characters
 INT64 = 2 ** 63
 

@@ -24,10 +24,8 @@ registry checks that with one probe forward pass before a run starts.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ import torch
 
 from evofool.bounded_yaml import MAX_YAML_BYTES
 from evofool.errors import EvofoolError, one_line
+from evofool.plugins import import_module
 from evofool.fitness.imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_class_names
 from evofool.fitness.target import Target
 from evofool.schema import MAX_CLASS_ID, MAX_IMAGE_SIDE, from_dict
@@ -128,21 +127,6 @@ def build_torchscript(file: str, device: torch.device, weights_path: str | None)
     return info.target(f"torchscript:{file}", model, device)
 
 
-def _import_module(name: str):
-    """Import from sys.path, else from the current directory (which the ``evofool`` console
-    script, unlike ``python -m``, does not put on sys.path)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name != name.split(".")[0] or os.getcwd() in sys.path:
-            raise
-    sys.path.insert(0, os.getcwd())
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(os.getcwd())
-
-
 def _failure(error: BaseException) -> str:
     """What user code did instead of returning: ``raised KeyError: 'x'``, ``called
     sys.exit(3)``."""
@@ -158,7 +142,7 @@ def build_python(rest: str, device: torch.device, weights_path: str | None) -> T
     if not module_name or not factory_name:
         raise ValueError("expected python:MODULE:FACTORY, e.g. python:my_models:cifar_net")
     try:
-        module = _import_module(module_name)
+        module = import_module(module_name)
     except ImportError as error:
         raise ValueError(f"cannot import module '{module_name}' ({one_line(error, 200)})"
                          ) from None

@@ -9,7 +9,7 @@ import pytest
 from evofool.archive_store import load_archive
 from evofool.config import load_experiment
 from evofool.errors import EvofoolError
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.search.contract import check_algorithm
 from evofool.search.ga import GAParams, GeneticAlgorithm
 from evofool.search.map_elites import MapElites
@@ -76,7 +76,7 @@ def test_entry_point_makes_a_plugin_algorithm_available_by_name(tmp_path, monkey
 def test_toolbox_map_is_the_one_place_scoring_goes_through(tmp_path):
     """Registering another map (a pool, Ray) changes where chunks are scored, not what the
     run finds: chunks arrive in order and whole."""
-    from evofool.run import build_search
+    from evofool.runner import build_search
     experiment = load_experiment(small_experiment(tmp_path, runtime={"device": "cpu",
                                                                      "batch_size": 16}))
     plain, _ = build_search(experiment)

@@ -26,7 +26,7 @@ from evofool.genomes.cppn_graph import (ACTIVATIONS, INPUTS, activate_scalar, ca
                                         check_graph, compile_graph, copy_graph, mutate_graph)
 from evofool.genomes.registry import get_genome_type
 from evofool.render import render_to_png, resolution_check, save_genome_json
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 
 
 def make_graph(outputs, edges, hidden=None):

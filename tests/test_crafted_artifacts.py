@@ -35,7 +35,7 @@ from evofool.cli import main
 from evofool.config import load_experiment
 from evofool.errors import EvofoolError
 from evofool.render import save_genome_json
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.run_data import log_prefix
 from conftest import REPO, small_experiment
 

@@ -19,7 +19,7 @@ import yaml
 
 from evofool.cli import main
 from evofool.config import load_experiment
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from conftest import REPO
 from test_cli_errors import assert_one_line_error
 

@@ -81,7 +81,7 @@ def test_imagenet_experiments_are_valid(path):
 
 
 def test_the_quick_imagenet_experiment_runs_end_to_end(lite0, tmp_path):
-    from evofool.run import run_experiment
+    from evofool.runner import run_experiment
     path = REPO / "experiments" / "imagenet_cppn_mapelites-quick.yaml"
     experiment = load_experiment(path, [f"output_dir={tmp_path}/run", "log.progress=false",
                                         "algorithm.init_size=6", "algorithm.offspring=6",

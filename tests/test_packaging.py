@@ -18,11 +18,11 @@ def test_wheel_imports_evofool_genomes_and_fitness_with_shipped_weights(tmp_path
     unpacked = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(unpacked)
     code = ("import sys; sys.path.insert(0, sys.argv[1]);"
-            "import evofool, evofool.genomes, evofool.fitness, evofool.cli, evofool.run;"
+            "import evofool, evofool.genomes, evofool.fitness, evofool.cli, evofool.runner;"
             "from evofool.search.registry import get_algorithm; get_algorithm('ga');"
             "from evofool.fitness.lenet import DEFAULT_WEIGHTS, load_lenet;"
             "assert all(m.__file__.startswith(sys.argv[1]) for m in "
-            "(evofool, evofool.genomes, evofool.fitness, evofool.run)), 'imported the source tree';"
+            "(evofool, evofool.genomes, evofool.fitness, evofool.runner)), 'imported the source tree';"
             "load_lenet(); print('ok')")
     result = subprocess.run([sys.executable, "-c", code, str(unpacked)], capture_output=True,
                             text=True, cwd=tmp_path)

@@ -8,7 +8,7 @@ from evofool.errors import EvofoolError
 from evofool.genomes.contract import check_genome_type
 from evofool.genomes.registry import available_genome_types, get_genome_type
 from evofool.plugins import trusting_artifacts
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from conftest import small_experiment
 from plugin_genomes import StripesGenome
 

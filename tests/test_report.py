@@ -13,7 +13,7 @@ from evofool.cli import main
 from evofool.config import load_experiment
 from evofool.errors import EvofoolError
 from evofool.report import write_report
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from conftest import small_experiment
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

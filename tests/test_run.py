@@ -11,7 +11,7 @@ from PIL import Image
 from evofool.archive_store import export_archive, load_archive
 from evofool.config import load_experiment
 from evofool.errors import EvofoolError
-from evofool.run import resume_run, run_experiment
+from evofool.runner import resume_run, run_experiment
 from conftest import small_experiment
 
 
@@ -199,10 +199,10 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(tmp
     whole = small_experiment(tmp_path / "a", output_dir=str(tmp_path / "a" / "r"))
     run_experiment(load_experiment(whole))
     cut = small_experiment(tmp_path / "b", output_dir=str(tmp_path / "b" / "r"))
-    killer = ("import os, signal, sys, evofool.run\n"
+    killer = ("import os, signal, sys, evofool.runner\n"
               "def kill(*args, **kwargs):\n"
               "    os.kill(os.getpid(), signal.SIGKILL)\n"
-              "evofool.run.save_checkpoint = kill\n"
+              "evofool.runner.save_checkpoint = kill\n"
               "from evofool.cli import main\n"
               "sys.exit(main(['run', sys.argv[1]]))\n")
     process = subprocess.run([sys.executable, "-c", killer, str(cut)], capture_output=True)

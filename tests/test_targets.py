@@ -15,7 +15,7 @@ from evofool.cli import main
 from evofool.errors import EvofoolError
 from evofool.fitness.registry import available_targets, build_target
 from evofool.fitness.target import Target, ten_crops
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.config import load_experiment
 from plugin_models import INFO, FlatNet, TinyNet
 from test_cli_errors import assert_one_line_error, run_cli
@@ -257,7 +257,7 @@ def test_ga_target_classes_are_class_ids_of_the_subset(tmp_path, capsys):
 
 
 def test_the_default_image_size_follows_the_crops(tmp_path):
-    from evofool.run import build_search
+    from evofool.runner import build_search
     path = small_experiment(tmp_path, model={"spec": "lenet-mnist", "crops": 10})
     algorithm, target = build_search(load_experiment(path))
     assert target.image_size == (32, 32) and algorithm.genome_type.size == (32, 32)

@@ -9,7 +9,7 @@ from evofool.cli import main
 from evofool.compare import compare_runs
 from evofool.config import load_experiment
 from evofool.fitness.lenet import LeNet, save_lenet
-from evofool.run import run_experiment
+from evofool.runner import run_experiment
 from evofool.transfer import ModelSpec, rescore_run, transfer_matrix, write_transfer
 from conftest import small_experiment
 

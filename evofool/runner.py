@@ -33,6 +33,7 @@ from evofool.fitness.registry import resolve_device
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, NonFiniteWarning, ProgressBar, TensorBoardLog
 from evofool.run_data import CONFIG_NAME, LOG_NAME, RUN_INFO
+from evofool.run_dirs import new_run_dir, point_latest, resolve_run_dir
 from evofool.run_lock import RunDirLock
 from evofool.schema import show
 from evofool.search.base import SearchAlgorithm
@@ -174,15 +175,26 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
 
 
 def run_experiment(experiment: Experiment) -> RunResult:
-    """Start a new run in ``experiment.output_dir`` (which must not hold a run yet)."""
+    """Start a new run: in ``experiment.output_dir`` when it is set (it must not hold a run
+    yet), else in a new ``runs/NAME/STAMP`` (:mod:`evofool.run_dirs`)."""
+    if not experiment.output_dir:
+        algorithm, target = build_search(experiment)  # a model that fails leaves no folder
+        run_dir = new_run_dir(experiment.name)
+        with RunDirLock(run_dir):
+            point_latest(run_dir)
+            return _start(run_dir, experiment, algorithm, target)
     run_dir = Path(experiment.output_dir)
     _refuse_existing_run(run_dir)  # before the model loads: the common mistake fails fast
     _make_run_dir(run_dir)
     with RunDirLock(run_dir):
         _refuse_existing_run(run_dir)  # again, now that no one else can start one here
-        algorithm, target = build_search(experiment)
-        write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-        return _loop(run_dir, experiment, algorithm, target, 0.0)
+        return _start(run_dir, experiment, *build_search(experiment))
+
+
+def _start(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm,
+           target) -> RunResult:
+    write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    return _loop(run_dir, experiment, algorithm, target, 0.0)
 
 
 def _never_started(run_dir: Path) -> bool:
@@ -198,7 +210,7 @@ def resume_run(run_dir: str | Path, overrides: list[str] = ()) -> RunResult:
     """Continue a stopped run from its last checkpoint; ``overrides`` may change only the
     budget (to extend a finished run), log and runtime settings, so the result stays
     reproducible."""
-    run_dir = Path(run_dir)
+    run_dir = resolve_run_dir(run_dir)
     config_path = run_dir / CONFIG_NAME
     if not config_path.is_file():
         raise EvofoolError(f"'{run_dir}' is not a run directory (no {CONFIG_NAME})")

@@ -138,6 +138,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_train_lenet(args: argparse.Namespace) -> int:
     from evofool.fitness.lenet_training import train_lenet
+    if (args.data_dir is None) == (not args.download):
+        raise EvofoolError("train lenet: give one of --data-dir DIR (a folder of MNIST IDX .gz "
+                           "files) or --download (torchvision fetches MNIST; needs internet)")
     command = "evofool " + " ".join(sys.argv[1:])
     try:  # train_lenet shows a progress bar and prints its summary line
         train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
@@ -254,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a target classifier")
     train_cmds = train.add_subparsers(dest="model", required=True)
     lenet = train_cmds.add_parser("lenet", help="train the paper's LeNet on MNIST")
-    lenet.add_argument("--data-dir", help="folder of MNIST IDX .gz files (default: download "
-                                          "with torchvision, needs internet)")
+    lenet.add_argument("--data-dir", help="folder of MNIST IDX .gz files (docs/LENET.md)")
+    lenet.add_argument("--download", action="store_true",
+                       help="download MNIST with torchvision instead (needs internet)")
     lenet.add_argument("--download-root", help="where torchvision keeps MNIST when downloading")
     lenet.add_argument("--out", required=True, help="weights file to write (.safetensors)")
     lenet.add_argument("--seed", type=int, default=0)

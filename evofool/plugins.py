@@ -39,7 +39,7 @@ def check_artifact_code(what: str, source: str | None) -> None:
     ``source`` None means the user wrote the name (an experiment file, a command line)."""
     if source is not None and not _TRUSTED.get():
         raise EvofoolError(f"{source}: names {what}; loading it would run code that came with "
-                           "the file: pass --trust if you trust whoever made it")
+                           "the file: pass --trust (trust=True in Python) if you trust whoever made it")
 
 
 def import_module(name: str):

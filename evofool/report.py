@@ -167,7 +167,13 @@ def _page(run: RunData, rows: list[dict]) -> str:
         f"<td>{_confidence(row['png_confidence'], 6)}</td>"
         f"<td>{_cell(row['generation'])}</td><td>{_cell(row['evaluations'])}</td>"
         f"<td>{_text(row['size'])}</td></tr>" for row in rows)
-    facts = [("genome", _config_value(run.config, "genome", "type")),
+    finished = info.get("finished")
+    status = ("finished" if finished else
+              "unfinished: stopped early; 'evofool run --resume RUN_DIR' continues it"
+              if finished is False else None)
+    facts = [("status", status),
+             ("description", run.config.get("description") or None),
+             ("genome", _config_value(run.config, "genome", "type")),
              ("model", _config_value(run.config, "model", "spec")),
              ("algorithm", _config_value(run.config, "algorithm", "type")),
              ("generations", run.log[-1]["generation"]),
@@ -202,7 +208,7 @@ td, th {{ border: 1px solid #ccc; padding: 2px 8px; text-align: left; }}
 pre {{ background: #f6f6f6; padding: 0.6em; font-size: 0.8em; }}
 </style></head>
 <body data-classes="{len(rows)}">
-<h1>evofool run: {title}</h1>
+<h1>evofool run: {title}{" (unfinished)" if finished is False else ""}</h1>
 <table>{fact_rows}</table>
 <h2>Elites</h2>
 <p>Sort: <button id="by-class">by class</button> <button id="by-confidence">by confidence</button>

@@ -27,6 +27,7 @@ from evofool.archive_store import MONTAGE_PNG, save_archive
 from evofool.checkpoint import (CHECKPOINT_NAME, load_checkpoint, remove_stale_temporaries,
                                 save_checkpoint)
 from evofool.config import Experiment, apply_overrides, read_yaml, validate_experiment
+from evofool.cpu_threads import default_threads
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_text
 from evofool.fitness.registry import resolve_device
@@ -58,8 +59,7 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     """The algorithm (with its DEAP toolbox: operators, ``evaluate`` and ``map``) and the
     target for an experiment, placed as its ``runtime`` section says."""
     runtime = experiment.runtime
-    if runtime.threads is not None:
-        torch.set_num_threads(runtime.threads)
+    torch.set_num_threads(runtime.threads or default_threads())
     torch.manual_seed(experiment.seed)
     target = experiment.model.build_target(resolve_device(runtime.device))
     genome_cls = get_genome_type(experiment.genome_type)

@@ -92,3 +92,22 @@ def test_report_of_missing_or_corrupted_run_is_a_one_line_error(tmp_path, capsys
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert "archive.json" in err and "corrupted" in err and "\n" not in err
+
+
+def test_report_says_whether_the_run_finished(tmp_path, monkeypatch):
+    for folder in ("done", "crashed"):
+        (tmp_path / folder).mkdir()
+    done = small_experiment(tmp_path / "done", output_dir=str(tmp_path / "done" / "run"),
+                            budget={"generations": 2}, description="two generations")
+    run_experiment(load_experiment(done))
+    page = write_report(tmp_path / "done" / "run").read_text()
+    assert "<th>status</th><td>finished</td>" in page and "(unfinished)" not in page
+    assert "two generations" in page
+    monkeypatch.setenv("EVOFOOL_TEST_STOP", "raise@4")  # a crash in the 3rd generation
+    crashed = small_experiment(tmp_path / "crashed", model="python:plugin_models:stopping_tiny_net",
+                               output_dir=str(tmp_path / "crashed" / "run"))
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_experiment(load_experiment(crashed))
+    page = write_report(tmp_path / "crashed" / "run").read_text()
+    assert "evofool run: tiny (unfinished)" in page
+    assert "unfinished: stopped early" in page

@@ -171,8 +171,8 @@ def _page(run: RunData, rows: list[dict]) -> str:
     status = ("finished" if finished else
               "unfinished: stopped early; 'evofool run --resume RUN_DIR' continues it"
               if finished is False else None)
-    facts = [("status", status),
-             ("description", run.config.get("description") or None),
+    description = run.config.get("description")
+    facts = [("status", status)] + ([("description", description)] if description else []) + [
              ("genome", _config_value(run.config, "genome", "type")),
              ("model", _config_value(run.config, "model", "spec")),
              ("algorithm", _config_value(run.config, "algorithm", "type")),
@@ -184,7 +184,8 @@ def _page(run: RunData, rows: list[dict]) -> str:
              ("device", info.get("device")),
              ("classes filled", f"{summary['filled']} / {summary['classes']}"),
              ("median confidence", f"{summary['median']:.6f}"),
-             (">= 99% / >= 99.99%", f"{summary['above_0.99']} / {summary['above_0.9999']}")]
+             (">= 99% / >= 99.99%", f"{summary['above_0.99']} / {summary['above_0.9999']}")
+    ]
     fact_rows = "".join(f"<tr><th>{_text(k)}</th><td>{_cell(v)}</td></tr>"
                         for k, v in facts)
     try:

@@ -9,6 +9,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Under pytest-xdist (setup.cfg runs one worker per core), every worker computes with one
+# thread, and so do the evofool processes tests start: workers using torch's default of a
+# thread per core would fight over the cores and run slower than one worker.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+    torch.set_num_threads(1)
+
 
 def small_experiment(tmp_path: Path, **sections) -> Path:
     """Write a tiny MAP-Elites experiment on the shipped LeNet; ``sections`` replace keys."""

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from evofool.cli import main
+
 from conftest import REPO
 from readme_check import code_blocks
 
@@ -38,19 +40,25 @@ def test_readme_genome_plugin_runs_with_the_console_script_from_its_folder(tmp_p
     assert shown.returncode == 0 and "filled" in shown.stdout, shown.stderr
 
 
-def test_readme_algorithm_plugin_runs_with_the_console_script_from_its_folder(tmp_path):
+def test_readme_algorithm_plugin_runs_from_its_folder(tmp_path, monkeypatch, capsys):
+    """The same for an algorithm, through the command's code in this process (the folder is
+    not on sys.path here either)."""
     (tmp_path / "my_search.py").write_text(readme_files()["my_search.py"])
     experiment = {"model": "lenet-mnist", "genome": {"type": "direct"},
                   "algorithm": {"type": "my_search:RandomSearch", "batch": 20},
                   "budget": {"generations": 2}, "log": {"progress": False}}
     (tmp_path / "random.yaml").write_text(yaml.safe_dump(experiment))
-    result = console(tmp_path, "run", "random.yaml")
-    assert result.returncode == 0, result.stderr
-    assert "generations 2, evaluations 60," in result.stdout  # the first batch, then 2
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_search", raising=False)
+    assert main(["run", "random.yaml"]) == 0
+    assert "generations 2, evaluations 60," in capsys.readouterr().out  # first batch, then 2
+    assert str(tmp_path) not in sys.path  # found without being left on the import path
 
 
-def test_a_missing_plugin_module_is_one_line_naming_it(tmp_path):
+def test_a_missing_plugin_module_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
     (tmp_path / "stripes.yaml").write_text(readme_files()["stripes.yaml"])
-    result = console(tmp_path, "run", "stripes.yaml")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "my_genomes" in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_genomes", raising=False)
+    assert main(["run", "stripes.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "my_genomes" in err and "Traceback" not in err, err

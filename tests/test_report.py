@@ -63,7 +63,7 @@ def test_report_opens_in_a_browser_with_every_class_and_plot(finished_run, tmp_p
     browse(browser, index, tmp_path, f"--screenshot={shot}")
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.shape == (1600, 1300)
-    grid_band = pixels[300:420]  # the elite grid sits under the facts table
+    grid_band = pixels[330:450]  # the elite grid sits under the facts table
     assert grid_band.std() > 40, "the screenshot shows no elite images"
 
 

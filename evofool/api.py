@@ -38,7 +38,7 @@ from evofool.genomes.base import GenomeType
 from evofool.montage import make_montage, to_uint8
 from evofool.plugins import trusting_artifacts
 from evofool.readers import shown, type_name
-from evofool.render import check_render_size
+from evofool.render import check_render_size, elite_cell
 from evofool.run_data import RunData, read_run
 from evofool.runner import resume_run, run_experiment
 
@@ -176,18 +176,21 @@ def transfer(runs: list, models: list, threshold: float = 0.99, device: str = "a
 
 def train_lenet(data_dir: str | Path | None, out: str | Path, seed: int = 0,
                 epochs: int = 12, *, download: bool = False,
-                download_root: str | Path | None = None, progress: bool = True) -> dict:
+                download_root: str | Path | None = None, progress: bool = True,
+                command: str | None = None) -> dict:
     """``evofool train lenet``: train the paper's LeNet on MNIST, from the IDX .gz files in
     ``data_dir`` or, with ``download=True`` (and ``data_dir=None``), from torchvision's
     download; save it to ``out`` (.safetensors, metrics in ``out.json``) and return the
-    metrics. Score with it as ``"lenet-mnist@OUT"``."""
+    metrics (``command``: how it was made, recorded in ``out.json``). Score with it as
+    ``"lenet-mnist@OUT"``."""
     from evofool.fitness.lenet_training import train_lenet as train
     if (data_dir is None) == (not download):
-        raise EvofoolError("train_lenet: give one of data_dir (a folder of MNIST IDX .gz "
-                           "files) or download=True (torchvision fetches MNIST; needs internet)")
+        raise EvofoolError("train lenet: give one of --data-dir / data_dir (a folder of MNIST "
+                           "IDX .gz files) or --download / download=True (torchvision fetches "
+                           "MNIST; needs internet)")
     try:
         return train(data_dir, out, seed=seed, epochs=epochs, progress=progress,
-                     download_root=download_root)
+                     download_root=download_root, command=command)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise EvofoolError(f"train lenet: {exc}") from None
 
@@ -304,26 +307,10 @@ class Run:
                 frame[column] = frame[column].astype("float64")
         return frame.set_index("class_id")
 
-    def _cell(self, cls: int) -> int:
-        """The archive cell of class id ``cls``; one-line errors as ``evofool render``'s."""
-        archive = self._data.archive
-        ids = archive.class_ids
-        if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or cls not in ids:
-            listed = (f"0..{len(ids) - 1}" if ids == list(range(len(ids)))
-                      else ", ".join(map(str, ids)))
-            raise EvofoolError(f"class {shown(cls)} is out of range (the archive has classes "
-                               f"{listed})")
-        cell = ids.index(cls)
-        if not archive.filled[cell]:
-            filled = [str(ids[c]) for c in np.flatnonzero(archive.filled)]
-            raise EvofoolError(f"class {cls} ({shown(archive.class_names[cell])}) has no elite "
-                               f"(filled: {', '.join(filled) or 'none'})")
-        return cell
-
     def elite(self, cls: int) -> Elite:
         """Class id ``cls``'s elite: its archive row, its image (uint8, exactly its saved
         PNG) and its genome."""
-        cell = self._cell(cls)
+        cell = elite_cell(self._data.archive, cls)
         row = self.classes[cell]
         population = self._data.archive.genomes[cell:cell + 1]
         image = to_uint8(self.genome_type.render(population))[0]

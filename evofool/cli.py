@@ -137,16 +137,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_lenet(args: argparse.Namespace) -> int:
-    from evofool.fitness.lenet_training import train_lenet
-    if (args.data_dir is None) == (not args.download):
-        raise EvofoolError("train lenet: give one of --data-dir DIR (a folder of MNIST IDX .gz "
-                           "files) or --download (torchvision fetches MNIST; needs internet)")
-    command = "evofool " + " ".join(sys.argv[1:])
-    try:  # train_lenet shows a progress bar and prints its summary line
-        train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
-                    download_root=args.download_root, command=command)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        raise EvofoolError(f"train lenet: {exc}") from None
+    from evofool.api import train_lenet
+    # train_lenet shows a progress bar and prints its summary line
+    train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
+                download=args.download, download_root=args.download_root,
+                command="evofool " + " ".join(sys.argv[1:]))
     return 0
 
 

@@ -40,6 +40,8 @@ from evofool.genomes.base import GenomeType
 from evofool.montage import to_uint8
 from evofool.readers import MAX_GENOME_FILE_BYTES, read_json, shown, type_name
 from evofool.run_data import read_run
+from evofool.run_dirs import resolve_run_dir
+from evofool.search.archive import Archive
 
 GENOME_FORMAT_VERSION = 2  # 1: CPPN graphs only, under "graph" (still read)
 _PIXELS_PER_BATCH = 1 << 22  # render archives in batches of about this many pixels
@@ -133,6 +135,24 @@ def check_render_size(size) -> None:
                            f"side ({MAX_RENDER_PIXELS:,} pixels per image)")
 
 
+def elite_cell(archive: Archive, cls: int) -> int:
+    """The archive cell holding class id ``cls``'s elite (a class id is the model output: the
+    cell's position unless the run scored a subset); one-line EvofoolError when there is
+    none."""
+    ids = archive.class_ids
+    if isinstance(cls, bool) or not isinstance(cls, (int, np.integer)) or cls not in ids:
+        listed = (f"0..{len(ids) - 1}" if ids == list(range(len(ids)))
+                  else ", ".join(map(str, ids)))
+        raise EvofoolError(f"class {shown(cls)} is out of range (the archive has classes "
+                           f"{listed})")
+    cell = ids.index(cls)
+    if not archive.filled[cell]:
+        filled = [str(ids[c]) for c in np.flatnonzero(archive.filled)]
+        raise EvofoolError(f"class {cls} ({shown(archive.class_names[cell])}) has no elite "
+                           f"(filled: {', '.join(filled) or 'none'})")
+    return cell
+
+
 def render_to_png(source: str | Path, out: str | Path, size: int,
                   cls: int | None = None) -> list[Path]:
     """Render genomes at ``size`` x ``size`` pixels into PNG files; returns the paths written.
@@ -143,7 +163,7 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
     ``out``, one PNG per class named as in the archive. Errors are one-line EvofoolErrors.
     """
     check_render_size(size)
-    source, out = Path(source), Path(out)
+    source, out = resolve_run_dir(source), Path(out)
     if not source.exists():
         raise EvofoolError(f"'{source}' does not exist")
     if not source.is_dir() and source.name != ARCHIVE_JSON:
@@ -156,18 +176,8 @@ def render_to_png(source: str | Path, out: str | Path, size: int,
 
     archive, genome_type, _ = load_archive(source.parent if source.is_file() else source)
     filled = np.flatnonzero(archive.filled)
-    if cls is not None:  # a class id: the model output (the cell's position unless subset)
-        if cls not in archive.class_ids:
-            ids = archive.class_ids
-            listed = (f"0..{len(ids) - 1}" if ids == list(range(len(ids)))
-                      else ", ".join(map(str, ids)))
-            raise EvofoolError(f"class {cls} is out of range (the archive has classes "
-                               f"{listed})")
-        cell = archive.class_ids.index(cls)
-        if not archive.filled[cell]:
-            filled_ids = [str(archive.class_ids[c]) for c in filled]
-            raise EvofoolError(f"class {cls} ({shown(archive.class_names[cell])}) has no elite "
-                               f"(filled: {', '.join(filled_ids) or 'none'})")
+    if cls is not None:
+        cell = elite_cell(archive, cls)
         image = to_uint8(genome_type.render(archive.genomes[[cell]], size=(size, size)))[0]
         _write_image(out, image)
         return [out]

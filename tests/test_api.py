@@ -218,8 +218,8 @@ def test_commands_on_a_run_and_trust_for_a_plugin_run(tmp_path):
 
 
 @pytest.mark.parametrize("data_dir, download, fragment", [
-    ("empty", False, "train lenet: "), (None, False, "give one of data_dir"),
-    ("empty", True, "give one of data_dir")])
+    ("empty", False, "train lenet: "), (None, False, "give one of --data-dir / data_dir"),
+    ("empty", True, "give one of --data-dir / data_dir")])
 def test_train_lenet_errors_are_one_line(tmp_path, data_dir, download, fragment):
     with pytest.raises(EvofoolError, match=fragment) as error:
         evofool.api.train_lenet(data_dir and tmp_path, tmp_path / "lenet.safetensors",

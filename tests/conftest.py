@@ -18,6 +18,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(items: list) -> None:
+    """Tests marked ``long`` first: pytest-xdist's workers then finish together instead of
+    one waiting for the other's last long test."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def small_experiment(tmp_path: Path, **sections) -> Path:
     """Write a tiny MAP-Elites experiment on the shipped LeNet; ``sections`` replace keys."""
     data = {

@@ -108,6 +108,7 @@ rate = st.floats(0.0, 1.0)
        rates=st.tuples(rate, rate, rate, rate, rate, rate),
        activations=st.lists(st.sampled_from(["sine", "sigmoid", "gaussian", "linear"]),
                             min_size=1, max_size=4, unique=True))
+@pytest.mark.long
 def test_every_mutation_chain_keeps_a_valid_acyclic_renderable_graph(
         seed, steps, channels, color_space, rates, activations):
     params = CppnParams(

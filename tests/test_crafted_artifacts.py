@@ -697,6 +697,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.long
 def test_big_inputs_are_refused_within_2_gib_of_memory(runs, tmp_path):
     """Every memory case, in one process (a process per case would mostly import torch)."""
     jobs = []  # (case name, command name, argv)

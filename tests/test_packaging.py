@@ -10,18 +10,23 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from readme_check import copy_tracked_files
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    dist = tmp_path_factory.mktemp("dist")
+    # Built from a copy: setuptools writes build/ into the tree it builds, and other tests
+    # check that nothing appears in the repository while they run.
+    source, dist = tmp_path_factory.mktemp("source"), tmp_path_factory.mktemp("dist")
+    copy_tracked_files(source)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(dist), str(REPO)],
+                    "--no-build-isolation", "--wheel-dir", str(dist), str(source)],
                    check=True, cwd=dist)
     (built,) = dist.glob("evofool-*.whl")
     return built
 
 
+@pytest.mark.long
 def test_wheel_imports_evofool_genomes_and_fitness_with_shipped_weights(wheel, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "evofool/genomes/direct.py" in names and "evofool/fitness/lenet.py" in names
@@ -47,6 +52,7 @@ def test_wheel_imports_evofool_genomes_and_fitness_with_shipped_weights(wheel, t
     assert "evofool = evofool.cli:main" in entry_points
 
 
+@pytest.mark.long
 def test_a_wheel_user_runs_packaged_experiments_from_an_empty_folder(wheel, tmp_path):
     """A fresh venv with only the wheel installed (its dependencies are this environment's,
     seen through a .pth line, so nothing downloads) and no repository anywhere near."""

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from evofool.cli import main
@@ -27,6 +28,7 @@ def console(folder: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True)
 
 
+@pytest.mark.long
 def test_readme_genome_plugin_runs_with_the_console_script_from_its_folder(tmp_path):
     files = readme_files()
     for name in ("my_genomes.py", "stripes.yaml"):

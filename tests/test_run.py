@@ -61,6 +61,7 @@ def test_evaluation_budget_is_met_exactly(tmp_path):
     assert run_experiment(load_experiment(path)).evaluations == 130
 
 
+@pytest.mark.long
 def test_stop_confidence_ends_the_run_early(tmp_path):
     path = small_experiment(tmp_path, budget={"generations": 500, "stop_confidence": 0.05})
     result = run_experiment(load_experiment(path))
@@ -192,6 +193,7 @@ def test_a_model_returning_nan_for_some_inputs_never_gets_a_nan_elite(tmp_path):
     assert not places & {1, 4, 7}
 
 
+@pytest.mark.long
 def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_beginning(tmp_path):
     """kill -9 right after config.yaml is written, as the first checkpoint is about to be:
     --resume starts the run over (same result) instead of stranding the directory."""

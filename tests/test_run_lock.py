@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import small_experiment
 
 LONG = dict(algorithm={"type": "map_elites", "init_size": 20, "offspring": 20},
@@ -27,6 +29,7 @@ def wait_for_lines(log, count, process, seconds=60):
     raise AssertionError(f"the run did not log {count} lines (exit {process.poll()})")
 
 
+@pytest.mark.long
 def test_two_runs_into_one_dir_one_proceeds_and_a_killed_holder_can_be_resumed(tmp_path):
     path = small_experiment(tmp_path, **LONG)
     run_dir = tmp_path / "run"

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from evofool.config import load_experiment
@@ -41,14 +42,15 @@ EXPERIMENTS = {
 # Moments, one per process of a chain: "@N" = the model's Nth forward call in that process
 # (mid-scoring: chunk N of the run from where the process resumed), "+K" = this test signals
 # once K more lines are in the log. Each chain meets every kind of stop: each signal
-# mid-scoring, SIGKILL and SIGINT (SIGTERM on the GA) also from outside at whatever moment.
+# mid-scoring in one of the chains, and SIGKILL (MAP-Elites) or SIGTERM (GA) from outside at
+# whatever moment the loop is in.
 MOMENTS = {
-    "map_elites": ["@2", "@9", "+3", "@4", "@15", "+6"],
-    "ga": ["@3", "@32", "+3", "@5", "@4", "+2"],
+    "map_elites": ["@2", "@9", "+3", "@4", "@15"],
+    "ga": ["@3", "@32", "+3", "@5", "@4"],
 }
 STOPS = {
-    "map_elites": ["SIGINT", "SIGTERM", "SIGKILL", "raise", "SIGKILL", "SIGINT"],
-    "ga": ["SIGTERM", "SIGKILL", "SIGTERM", "raise", "SIGINT", "SIGKILL"],
+    "map_elites": ["SIGINT", "SIGTERM", "SIGKILL", "raise", "SIGKILL"],
+    "ga": ["SIGTERM", "SIGKILL", "SIGTERM", "raise", "SIGINT"],
 }
 EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -signal.SIGKILL, "raise": 1}
 
@@ -145,6 +147,7 @@ def run_all_chains(root: Path) -> dict[str, tuple[Path, list[str], list[str]]]:
                 for algorithm, future in futures.items()}
 
 
+@pytest.mark.long
 def test_every_stop_kind_at_every_moment_resumes_to_the_uninterrupted_run(tmp_path):
     # One test for both algorithms, so that one pytest-xdist worker runs both chains at once.
     for algorithm, (folder, problems, happened) in run_all_chains(tmp_path).items():

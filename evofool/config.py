@@ -104,6 +104,33 @@ class RuntimeConfig:
     render_batching: Literal["auto", "per_genome", "by_depth"] = "auto"
 
 
+def _is_ray_address(value: str | None) -> bool:
+    if value is None or value == "auto":
+        return True
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536
+                and host.isprintable() and len(value) <= MAX_PATH_CHARS)
+
+
+@dataclass
+class EvaluationConfig:
+    """The ``evaluation:`` keys: where each generation's chunks are scored (DEAP's
+    ``toolbox.map``). Like ``runtime``, how a run computes, never what it finds: a resumed run
+    may change them, and a fixed seed gives the same archive on every backend."""
+
+    backend: Literal["local", "ray"] = "local"
+    workers: int | None = field(default=None, metadata=positive(
+        "a positive number of Ray workers (null: the cores this process may use)",
+        at_most=MAX_THREADS))
+    gpus_per_worker: float = field(default=0.0, metadata={"check": (
+        lambda v: 0 <= v <= 64, "a number of GPUs per worker in [0, 64] (0.5: two share one)")})
+    address: str | None = field(default=None, metadata={"check": (
+        _is_ray_address, "null (start Ray here), 'auto' (the cluster 'ray start' made on this "
+                         "machine) or HOST:PORT of a cluster's head")})
+    timeout_s: float = field(default=600.0, metadata={"check": (
+        lambda v: 0 < v <= 86400, "seconds in (0, 86400] to wait for a chunk's scores")})
+
+
 @dataclass
 class Experiment:
     """A validated experiment. ``genome`` and ``algorithm`` hold the chosen type's name and
@@ -121,6 +148,7 @@ class Experiment:
     description: str = ""
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def to_dict(self) -> dict:
         """The resolved config: every key with its value, as saved into the run directory."""
@@ -131,7 +159,7 @@ class Experiment:
             "genome": {"type": self.genome_type, **to_dict(self.genome)},
             "algorithm": {"type": self.algorithm_type, **to_dict(self.algorithm)},
             "budget": to_dict(self.budget), "log": to_dict(self.log),
-            "runtime": to_dict(self.runtime),
+            "runtime": to_dict(self.runtime), "evaluation": to_dict(self.evaluation),
         }
 
 
@@ -159,6 +187,7 @@ class _TopLevel:
         _is_path, f"a folder path (printable, at most {MAX_PATH_CHARS:,} characters), or null")})
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -285,7 +314,7 @@ def validate_experiment(data: dict, source: str, default_name: str,
                       algorithm_type=algorithm_type, algorithm=algorithm, budget=top.budget,
                       seed=top.seed, output_dir=top.output_dir or "",
                       description=top.description,
-                      log=top.log, runtime=top.runtime)
+                      log=top.log, runtime=top.runtime, evaluation=top.evaluation)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import gc
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import yaml
@@ -27,10 +29,12 @@ from evofool.archive_store import MONTAGE_PNG, save_archive
 from evofool.checkpoint import (CHECKPOINT_NAME, load_checkpoint, remove_stale_temporaries,
                                 save_checkpoint)
 from evofool.config import Experiment, apply_overrides, read_yaml, validate_experiment
-from evofool.cpu_threads import default_threads
+from evofool.cpu_threads import default_threads, usable_cores
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_text
 from evofool.fitness.registry import resolve_device
+from evofool.fitness.target import Target
+from evofool.genomes.base import GenomeType
 from evofool.genomes.registry import get_genome_type
 from evofool.hooks import JsonLinesLog, NonFiniteWarning, ProgressBar, TensorBoardLog
 from evofool.run_data import CONFIG_NAME, LOG_NAME, RUN_INFO
@@ -43,7 +47,7 @@ from evofool.search.registry import get_algorithm
 from evofool.stops import RunStopped, StopRequested, StopSignals
 
 # What a resume may change: how far to go, what to log, where to compute; never what is searched.
-RESUME_OVERRIDABLE = ("budget.", "log.", "runtime.", "device=", "batch_size=")
+RESUME_OVERRIDABLE = ("budget.", "log.", "runtime.", "evaluation.", "device=", "batch_size=")
 
 
 @dataclass
@@ -55,9 +59,9 @@ class RunResult:
     wall_time: float
 
 
-def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
-    """The algorithm (with its DEAP toolbox: operators, ``evaluate`` and ``map``) and the
-    target for an experiment, placed as its ``runtime`` section says."""
+def build_scoring(experiment: Experiment) -> tuple[GenomeType, Target]:
+    """The experiment's genome type and target, placed as its ``runtime`` section says: what
+    scores a chunk of genomes (here, or in an evaluation worker)."""
     runtime = experiment.runtime
     torch.set_num_threads(runtime.threads or default_threads())
     torch.manual_seed(experiment.seed)
@@ -69,6 +73,13 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
                           runtime.render_batching)
     except ValueError as exc:
         raise EvofoolError(f"runtime: {exc}") from None
+    return genome_type, target
+
+
+def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, Target]:
+    """The algorithm (with its DEAP toolbox: operators, ``evaluate`` and ``map``) and the
+    target for an experiment."""
+    genome_type, target = build_scoring(experiment)
     classes = getattr(experiment.algorithm, "target_classes", None) or []
     bad = [c for c in classes if c not in target.class_ids]
     if bad:
@@ -79,8 +90,26 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, object]:
     algorithm = get_algorithm(experiment.algorithm_type)(
         experiment.algorithm, genome_type, target.scored_names, experiment.budget,
         experiment.seed, class_ids=target.class_ids,
-        evaluate=ChunkEvaluator(genome_type, target), chunk_size=runtime.batch_size)
+        evaluate=ChunkEvaluator(genome_type, target), chunk_size=experiment.runtime.batch_size)
     return algorithm, target
+
+
+@contextmanager
+def evaluation_backend(experiment: Experiment, algorithm: SearchAlgorithm) -> Iterator[None]:
+    """Within the block, the algorithm's ``toolbox.map`` scores on the experiment's
+    ``evaluation.backend`` (local: DEAP's, in this process; ray: Ray workers)."""
+    evaluation = experiment.evaluation
+    if evaluation.backend == "local":
+        yield
+        return
+    from evofool.search.ray_map import RayMap
+    ray_map = RayMap(experiment.to_dict(), evaluation.workers or usable_cores(),
+                     evaluation.gpus_per_worker, evaluation.address, evaluation.timeout_s)
+    algorithm.toolbox.register("map", ray_map)
+    try:
+        yield
+    finally:
+        ray_map.close()
 
 
 def _make_run_dir(run_dir: Path) -> None:
@@ -194,7 +223,8 @@ def run_experiment(experiment: Experiment) -> RunResult:
 def _start(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm,
            target) -> RunResult:
     write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    return _loop(run_dir, experiment, algorithm, target, 0.0)
+    with evaluation_backend(experiment, algorithm):
+        return _loop(run_dir, experiment, algorithm, target, 0.0)
 
 
 def _never_started(run_dir: Path) -> bool:
@@ -240,4 +270,5 @@ def _resume_locked(run_dir: Path, config_path: Path, overrides: list[str]) -> Ru
     JsonLinesLog.truncate(run_dir / LOG_NAME, algorithm.steps)
     if overrides:
         write_text(config_path, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    return _loop(run_dir, experiment, algorithm, target, float(info.get("wall_time", 0.0)))
+    with evaluation_backend(experiment, algorithm):
+        return _loop(run_dir, experiment, algorithm, target, float(info.get("wall_time", 0.0)))

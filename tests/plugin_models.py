@@ -134,3 +134,30 @@ class NanInBatchesNet(TinyNet):
 def nan_in_batches_net():
     torch.manual_seed(0)
     return NanInBatchesNet(), dict(INFO)
+
+
+class DieOnceNet(TinyNet):
+    """kill -9 of its own process on its Nth forward call, once in all: an evaluation worker
+    lost mid-generation. EVOFOOL_TEST_DIE="N@MARKER": the process that creates MARKER first
+    dies (so its replacement and the other workers go on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        at, _, self.marker = os.environ.get("EVOFOOL_TEST_DIE", "0@").partition("@")
+        self.at, self.calls = int(at), 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        if self.calls == self.at:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().forward(x)
+
+
+def die_once_net():
+    torch.manual_seed(0)
+    return DieOnceNet(), dict(INFO)

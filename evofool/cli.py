@@ -155,6 +155,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from evofool.sweep import format_table, run_sweep, start_sweep
+    if args.resume:
+        if args.experiment or args.overrides:
+            raise EvofoolError("sweep --resume DIR takes no experiment or overrides (the "
+                               "sweep's plan has them)")
+        folder = Path(args.resume)
+    else:
+        if not args.experiment:
+            raise EvofoolError("give an experiment and key=v1,v2 overrides, or --resume DIR")
+        folder = start_sweep(args.experiment, args.overrides)
+    print(f"sweep folder: {folder}", flush=True)
+    rows = run_sweep(folder, args.backend, args.parallel, args.address)
+    print(format_table(rows))
+    print(f"summary: {folder / 'sweep_summary.csv'}; continue unfinished runs with "
+          f"'evofool sweep --resume {folder}'")
+    return 0 if all(row["status"] == "finished" for row in rows) else 1
+
+
 def _cmd_experiments(args: argparse.Namespace) -> int:
     from evofool.catalog import packaged_experiments, packaged_folder
     experiments = packaged_experiments()
@@ -190,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue a stopped run (a run directory, runs/NAME for its latest "
                           "run, or 'latest')")
     run.set_defaults(func=_cmd_run)
+
+    sweep = commands.add_parser("sweep", help="run an experiment for every combination of "
+                                              "override values (seed=0,1,2 model.spec=a,b)")
+    sweep.add_argument("experiment", nargs="?", help="experiment YAML or packaged name")
+    sweep.add_argument("overrides", nargs="*", help="key=value[,value...]: one run per "
+                                                    "combination")
+    sweep.add_argument("--backend", choices=["local", "ray"], default="local",
+                       help="processes here (local) or Ray tasks (ray)")
+    sweep.add_argument("--parallel", type=int, help="runs at once (default: the cores here)")
+    sweep.add_argument("--address", help="Ray cluster (auto or HOST:PORT; default: start "
+                                         "Ray here)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a sweep")
+    sweep.set_defaults(func=_cmd_sweep)
 
     listing = commands.add_parser("experiments", help="list the experiments that ship with "
                                                       "evofool")

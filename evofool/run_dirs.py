@@ -21,10 +21,10 @@ CONFIG_NAME = "config.yaml"
 _STAMP = "%Y-%m-%d_%H-%M-%S"
 
 
-def new_run_dir(name: str, root: Path = RUNS_ROOT) -> Path:
-    """Create and return ``root/name/STAMP`` (``STAMP_1``, ... when two runs start in the
+def new_run_dir(name: str, root: Path = RUNS_ROOT, prefix: str = "") -> Path:
+    """Create and return ``root/name/PREFIXSTAMP`` (``..._1``, ... when two start in the
     same second: ``mkdir`` claims a name atomically, so concurrent runs never share one)."""
-    stamp = time.strftime(_STAMP)
+    stamp = prefix + time.strftime(_STAMP)
     for suffix in range(1000):
         run_dir = root / name / (stamp if suffix == 0 else f"{stamp}_{suffix}")
         try:

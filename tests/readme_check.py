@@ -6,8 +6,8 @@ In a copy of the repository's tracked files (so nothing is written into the chec
   is written to that file;
 - every line of a ``bash`` block is run as a command (``\\`` continues a line, ``#`` starts a
   comment), and every other ``python`` block is run as a script. ``evofool run`` commands that
-  start a run get ``budget.generations=3 log.progress=false`` appended, so the whole README
-  takes a minute or two;
+  start a run get ``budget.generations=3 log.progress=false`` appended (``evofool sweep``:
+  ``budget.generations=3``), so the whole README takes a few minutes;
 - ``pip`` and ``python -m venv`` lines are skipped: this environment is the installed one;
 - ``<!-- readme-check: skip (why) -->`` right before a block skips it;
   ``<!-- readme-check: needs MNIST_DIR -->`` runs it with ``MNIST_DIR`` replaced by
@@ -83,6 +83,8 @@ def commands(block: Block) -> list[list[str]]:
             continue
         if words[:2] == ["evofool", "run"] and "--resume" not in words:
             words += SMALL_BUDGET
+        if words[:2] == ["evofool", "sweep"] and "--resume" not in words:
+            words += SMALL_BUDGET[:1]
         found.append(words)
     return found
 

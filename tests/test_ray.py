@@ -2,11 +2,13 @@
 gives the archive the local backend gives, also when a worker is killed mid-run; a cluster
 that is not there is a one-line error. Skipped without the ``ray`` extra."""
 import importlib.util
+import json
 import socket
 
 import numpy as np
 import pytest
 
+from evofool.cli import main
 from evofool.config import load_experiment
 from evofool.errors import EvofoolError
 from evofool.runner import run_experiment
@@ -28,12 +30,13 @@ def closed_port() -> int:
 
 
 @pytest.mark.long
+@pytest.mark.slow
 def test_ray_workers_give_the_local_archive_also_when_one_dies(tmp_path, monkeypatch):
     # One test, so that one pytest-xdist worker starts one Ray instance for all the runs.
     def run(folder: str, *overrides: str) -> dict:
         path = small_experiment(tmp_path / folder, output_dir=str(tmp_path / folder / "run"),
                                 model="python:plugin_models:die_once_net",
-                                runtime={"device": "cpu", "batch_size": 10})
+                                runtime={"device": "cpu", "batch_size": 10, "threads": 1})
         run_experiment(load_experiment(path, list(overrides)))
         return archive_arrays(tmp_path / folder / "run")
 
@@ -59,5 +62,15 @@ def test_ray_workers_give_the_local_archive_also_when_one_dies(tmp_path, monkeyp
             assert arrays.keys() == local.keys()
             for key in local:
                 assert np.array_equal(arrays[key], local[key]), f"{name}: {key} differs"
+
+        # a sweep of two seeds as Ray tasks, on the same instance
+        monkeypatch.chdir(tmp_path)
+        assert main(["sweep", "mnist_cppn_mapelites", "seed=0,1", "budget.generations=3",
+                     "--backend", "ray", "--parallel", "2"]) == 0
+        (folder,) = (tmp_path / "runs" / "mnist_cppn_mapelites").glob("sweep_*")
+        summary = json.loads((folder / "sweep_summary.json").read_text())
+        assert [row["status"] for row in summary] == ["finished"] * 2
+        assert [row["overrides"] for row in summary] == [
+            f"seed={seed} budget.generations=3" for seed in range(2)]
     finally:
         ray.shutdown()

@@ -148,6 +148,7 @@ def run_all_chains(root: Path) -> dict[str, tuple[Path, list[str], list[str]]]:
 
 
 @pytest.mark.long
+@pytest.mark.slow
 def test_every_stop_kind_at_every_moment_resumes_to_the_uninterrupted_run(tmp_path):
     # One test for both algorithms, so that one pytest-xdist worker runs both chains at once.
     for algorithm, (folder, problems, happened) in run_all_chains(tmp_path).items():

@@ -124,7 +124,17 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from evofool.compare import compare_runs
+    if args.run_b is None:  # a sweep folder: its runs side by side
+        from evofool.sweep import PLAN, format_table, read_plan, summary_rows
+        folder = Path(args.run_a)
+        if not (folder / PLAN).is_file():
+            raise EvofoolError(f"compare: give two run directories, or one sweep folder "
+                               f"('{folder}' has no {PLAN})")
+        print(format_table(summary_rows(folder, read_plan(folder)[1], {})))
+        return 0
     rows = compare_runs(args.run_a, args.run_b)
     print(f"A: {args.run_a}\nB: {args.run_b}")
     print(f"{'class':>5}  {'name':<16} {'conf. A':>10} {'gen A':>6} {'conf. B':>10} {'gen B':>6}")
@@ -278,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--device", default="auto")
     transfer.set_defaults(func=_cmd_transfer)
 
-    compare = commands.add_parser("compare", help="two runs side by side, class by class")
-    compare.add_argument("run_a")
-    compare.add_argument("run_b")
+    compare = commands.add_parser("compare", help="two runs side by side, class by class, or "
+                                                  "the runs of a sweep folder")
+    compare.add_argument("run_a", help="a run directory, or a sweep folder")
+    compare.add_argument("run_b", nargs="?", help="the other run directory")
     compare.set_defaults(func=_cmd_compare)
 
     train = commands.add_parser("train", help="train a target classifier")

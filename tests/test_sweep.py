@@ -38,6 +38,11 @@ def test_a_local_sweep_over_seeds_runs_each_and_resumes_what_is_missing(
         assert f"{run.name}  finished  10/10" in out
     assert (folder / "sweep_summary.csv").read_text().count("\n") == 3
 
+    capsys.readouterr()
+    assert main(["compare", str(folder)]) == 0  # the sweep's runs side by side
+    table = capsys.readouterr().out
+    assert all(f"{run.name}  finished  10/10" in table for run in runs)
+
     shutil.rmtree(runs[1])  # as if it had never started: --resume runs it, and only it
     before = (runs[0] / "log.jsonl").stat().st_mtime_ns
     assert main(["sweep", "--resume", str(folder)]) == 0

@@ -321,7 +321,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from evofool.plugins import trusting_artifacts
     from evofool.stops import RunStopped
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may also follow the options (evofool sweep EXP --backend ray seed=0,1)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-")
+                                                    for a in extra):
+        args.overrides += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with trusting_artifacts(getattr(args, "trust", False)):
             return args.func(args)

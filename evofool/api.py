@@ -42,7 +42,8 @@ from evofool.render import check_render_size, elite_cell
 from evofool.run_data import RunData, read_run
 from evofool.runner import resume_run, run_experiment
 
-__all__ = ["run", "load_run", "resume", "transfer", "train_lenet", "models", "Run", "Elite"]
+__all__ = ["run", "load_run", "resume", "sweep", "resume_sweep", "transfer", "train_lenet",
+           "models", "Run", "Elite"]
 
 # archive.json's integer columns that are null for an empty class: pandas' nullable Int64
 # keeps them integers (a plain column would turn into floats).
@@ -139,6 +140,30 @@ def load_run(run_dir: str | Path, trust: bool = False) -> "Run":
     """
     with trusting_artifacts(trust):
         return Run(read_run(run_dir), trust)
+
+
+def sweep(experiment: str | Path, /, backend: str = "local", parallel: int | None = None,
+          address: str | None = None, progress: bool = True,
+          **values) -> tuple[Path, list[dict]]:
+    """``evofool sweep``: one run for every combination of ``values`` (a list is the values
+    one key takes: ``sweep("mnist_cppn_mapelites", seed=[0, 1, 2])``; dotted keys through
+    ``**{"model.spec": [...]}``); at most ``parallel`` at once, as local processes or Ray
+    tasks (``backend="ray"``). Returns the sweep folder and its summary rows."""
+    from evofool.sweep import run_sweep, start_sweep
+    if backend not in ("local", "ray"):
+        raise EvofoolError(f"backend {shown(backend)} is invalid: expected 'local' or 'ray'")
+    axes = [f"{key}=" + ",".join(_yaml_value(v, key) for v in
+                                  (value if isinstance(value, (list, tuple)) else [value]))
+            for key, value in values.items()]
+    folder = start_sweep(str(experiment), axes)
+    return folder, run_sweep(folder, backend, parallel, address, progress)
+
+
+def resume_sweep(folder: str | Path, backend: str = "local", parallel: int | None = None,
+                 address: str | None = None, progress: bool = True) -> list[dict]:
+    """``evofool sweep --resume``: finish the runs of a sweep that did not finish."""
+    from evofool.sweep import run_sweep
+    return run_sweep(Path(folder), backend, parallel, address, progress)
 
 
 def _spec(model):

@@ -56,3 +56,14 @@ def test_an_invalid_combination_stops_the_sweep_before_any_run(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "seed" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_python_api_sweeps_lists_of_values(tmp_path, monkeypatch):
+    import evofool.api
+    monkeypatch.chdir(tmp_path)
+    folder, rows = evofool.api.sweep("mnist_direct_mapelites", progress=False, parallel=2,
+                                     seed=[3, 4], **{"budget.generations": 1})
+    assert [row["overrides"] for row in rows] == ["seed=3 budget.generations=1",
+                                                  "seed=4 budget.generations=1"]
+    assert [row["status"] for row in rows] == ["finished"] * 2
+    assert evofool.api.resume_sweep(folder, progress=False) == rows  # nothing left to do

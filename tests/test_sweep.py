@@ -58,6 +58,14 @@ def test_an_invalid_combination_stops_the_sweep_before_any_run(tmp_path, monkeyp
     assert not (tmp_path / "runs").exists()
 
 
+def test_python_values_become_the_command_lines_axes():
+    from evofool.api import sweep_axes
+    axes = sweep_axes({"seed": [0, 1], "name": ["a,b", "c"], "model.classes": [[1, 2]],
+                       "budget.generations": 5})
+    assert axes == ["seed=0,1", 'name="a,b",c', "model.classes=[1, 2]", "budget.generations=5"]
+    assert [len(split_values(axis)) for axis in axes] == [2, 2, 1, 1]
+
+
 def test_the_python_api_sweeps_lists_of_values(tmp_path, monkeypatch):
     import evofool.api
     monkeypatch.chdir(tmp_path)

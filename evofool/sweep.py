@@ -98,15 +98,28 @@ def _finished(run_dir: Path) -> bool:
         return False
 
 
-def _progress(run_dir: Path, generations: int | None) -> float:
-    """The fraction of a run done, from its log (1 when it finished)."""
-    if _finished(run_dir):
-        return 1.0
-    try:
-        lines = (run_dir / LOG_NAME).read_bytes().count(b"\n")
-    except OSError:
-        return 0.0
-    return min(0.99, lines / (generations + 1)) if generations else 0.0
+class RunProgress:
+    """The fraction of one run done, from its log: each poll reads only the bytes the log
+    gained since the last (a long run's log grows to many MB)."""
+
+    def __init__(self, run_dir: Path, generations: int | None) -> None:
+        self.run_dir, self.generations = run_dir, generations
+        self.read, self.lines, self.done = 0, 0, _finished(run_dir)
+
+    def fraction(self, ended: bool) -> float:
+        """``ended``: its process has exited (then run.json says whether it finished)."""
+        if self.done or (ended and _finished(self.run_dir)):
+            self.done = True
+            return 1.0
+        try:
+            with open(self.run_dir / LOG_NAME, "rb") as log:
+                log.seek(self.read)
+                new = log.read()
+        except OSError:
+            return 0.0
+        self.read += len(new)
+        self.lines += new.count(b"\n")
+        return min(0.99, self.lines / (self.generations + 1)) if self.generations else 0.0
 
 
 class LocalLauncher:
@@ -247,7 +260,8 @@ def run_sweep(folder: Path, backend: str = "local", parallel: int | None = None,
     experiment, runs = read_plan(folder)
     parallel = max(1, parallel or usable_cores())
     launcher = LocalLauncher(parallel) if backend == "local" else RayLauncher(parallel, address)
-    generations = {r.name: load_experiment(experiment, r.overrides).budget.generations
+    progress_of = {r.name: RunProgress(folder / r.name,
+                                       load_experiment(experiment, r.overrides).budget.generations)
                    for r in runs}
     waiting = [r for r in runs if not _finished(folder / r.name)]
     running: set[str] = set()
@@ -263,7 +277,7 @@ def run_sweep(folder: Path, backend: str = "local", parallel: int | None = None,
             for name, code in launcher.done().items():
                 running.discard(name)
                 codes[name] = code
-            bar.n = sum(_progress(folder / r.name, generations[r.name]) for r in runs)
+            bar.n = sum(tracker.fraction(name in codes) for name, tracker in progress_of.items())
             bar.set_postfix_str(f"running {len(running)}, failed "
                                 f"{sum(1 for c in codes.values() if c != 0)}")
             time.sleep(_POLL_S)

@@ -55,9 +55,6 @@ class ScoringWorker:
     def score(self, chunk: np.ndarray) -> np.ndarray:
         return self.evaluate(chunk)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def _check_reachable(address: str, seconds: float = 5.0) -> None:
     """One line, in seconds, for a cluster that is not there (Ray itself retries for long)."""
@@ -158,9 +155,6 @@ class RayMap:
         replacement = self._new_actor()
         self.actors[self.actors.index(actor)] = replacement
         return replacement
-
-    def worker_pids(self) -> list[int]:
-        return self.ray.get([actor.pid.remote() for actor in self.actors])
 
     def close(self) -> None:
         for actor in self.actors:

@@ -170,10 +170,13 @@ def sweep(experiment: str | Path, /, backend: str = "local", parallel: int | Non
 
 
 def resume_sweep(folder: str | Path, backend: str = "local", parallel: int | None = None,
-                 address: str | None = None, progress: bool = True) -> list[dict]:
-    """``evofool sweep --resume``: finish the runs of a sweep that did not finish."""
+                 address: str | None = None, progress: bool = True,
+                 trust: bool = False) -> list[dict]:
+    """``evofool sweep --resume``: finish the runs of a sweep that did not finish. The
+    folder may be someone else's: code its plan names needs ``trust`` (see load_run)."""
     from evofool.sweep import run_sweep
-    return run_sweep(Path(folder), backend, parallel, address, progress)
+    with trusting_artifacts(trust):
+        return run_sweep(Path(folder), backend, parallel, address, progress, resuming=True)
 
 
 def _spec(model):

@@ -179,7 +179,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             raise EvofoolError("give an experiment and key=v1,v2 overrides, or --resume DIR")
         folder = start_sweep(args.experiment, args.overrides)
     print(f"sweep folder: {folder}", flush=True)
-    rows = run_sweep(folder, args.backend, args.parallel, args.address)
+    rows = run_sweep(folder, args.backend, args.parallel, args.address,
+                     resuming=bool(args.resume))
     print(format_table(rows))
     print(f"summary: {folder / 'sweep_summary.csv'}; continue unfinished runs with "
           f"'evofool sweep --resume {folder}'")
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list models, genome types and algorithms")
     models.set_defaults(func=_cmd_models)
 
-    for command in (run, show, export, render, report, rescore, transfer, compare):
+    for command in (run, sweep, show, export, render, report, rescore, transfer, compare):
         command.add_argument(
             "--trust", action="store_true",
             help="load code that the run directory, archive or genome file names (a "

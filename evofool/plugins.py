@@ -34,6 +34,11 @@ def trusting_artifacts(trust: bool = True) -> Iterator[None]:
         _TRUSTED.reset(token)
 
 
+def trusted_artifacts() -> bool:
+    """Whether the caller trusts the artifacts read now (``--trust``)."""
+    return _TRUSTED.get()
+
+
 def check_artifact_code(what: str, source: str | None) -> None:
     """Refuse to load code that the artifact ``source`` names (``what``), unless trusted;
     ``source`` None means the user wrote the name (an experiment file, a command line)."""

@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from evofool.config import load_experiment
+from evofool.config import apply_overrides, load_experiment, read_yaml, validate_experiment
 from evofool.cpu_threads import usable_cores
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_text
-from evofool.readers import read_json
+from evofool.plugins import trusted_artifacts
+from evofool.readers import read_json, shown
 from evofool.run_data import CONFIG_NAME, LOG_NAME, RUN_INFO
 from evofool.run_dirs import RUNS_ROOT, new_run_dir
 
@@ -83,11 +84,12 @@ def plan_runs(experiment: str, overrides: list[str]) -> list[PlannedRun]:
     return [PlannedRun(_folder_name(i, list(c)), list(c)) for i, c in enumerate(combinations)]
 
 
-def _command(experiment: str, run: PlannedRun, run_dir: Path) -> list[str]:
-    """The ``evofool run`` for one run: resumed when it has started before."""
+def _command(experiment: str, run: PlannedRun, run_dir: Path, trust: bool) -> list[str]:
+    """The ``evofool run`` for one run: resumed when it has started before (with --trust
+    when the sweep is: the run then may load the code its config names)."""
     base = [sys.executable, "-m", "evofool", "run"]
     if (run_dir / CONFIG_NAME).is_file():
-        return base + ["--resume", str(run_dir), "log.progress=false"]
+        return base + ["--resume", str(run_dir), "log.progress=false"] + ["--trust"] * trust
     return base + [experiment, *run.overrides, f"output_dir={run_dir}", "log.progress=false"]
 
 
@@ -243,21 +245,40 @@ def start_sweep(experiment: str, overrides: list[str], root: Path = RUNS_ROOT) -
     return folder
 
 
-def read_plan(folder: Path) -> tuple[str, list[PlannedRun]]:
+def read_plan(folder: Path, as_artifact: bool = False) -> tuple[str, list[PlannedRun]]:
+    """The sweep's experiment file and runs. ``as_artifact``: the folder may be someone
+    else's, so every run it plans is checked as a run's config.yaml is on --resume (code it
+    names needs --trust) and its folder must lie inside the sweep folder."""
+    source = f"'{folder / PLAN}'"
     content = read_json(folder / PLAN)
     try:
-        return content["experiment"], [PlannedRun(str(r["name"]), [str(o) for o in r["overrides"]])
-                                       for r in content["runs"]]
+        experiment = content["experiment"]
+        runs = [PlannedRun(str(r["name"]), [str(o) for o in r["overrides"]])
+                for r in content["runs"]]
     except (KeyError, TypeError) as exc:
-        raise EvofoolError(f"'{folder / PLAN}' is not a sweep plan ({exc})") from None
+        raise EvofoolError(f"{source} is not a sweep plan ({exc})") from None
+    if not isinstance(experiment, str):
+        raise EvofoolError(f"{source}: experiment is {type(experiment).__name__}, expected "
+                           "a file path")
+    for run in runs:
+        if Path(run.name).name != run.name or run.name in ("", ".", ".."):
+            raise EvofoolError(f"{source}: run name {shown(run.name)} is not a folder name "
+                               "inside the sweep folder")
+        if as_artifact:
+            data = apply_overrides(read_yaml(Path(experiment)), list(run.overrides), source)
+            validate_experiment(data, source, run.name, artifact=True)
+    return experiment, runs
 
 
 def run_sweep(folder: Path, backend: str = "local", parallel: int | None = None,
-              address: str | None = None, progress: bool = True) -> list[dict]:
-    """Run (or continue) the sweep in ``folder``; returns the summary rows."""
+              address: str | None = None, progress: bool = True,
+              resuming: bool = False) -> list[dict]:
+    """Run the sweep in ``folder`` (``resuming``: continue one, maybe someone else's: its
+    plan is then checked as an artifact, see :func:`read_plan`); returns the summary rows."""
     from tqdm import tqdm
     folder = folder.resolve()  # the runs' processes (Ray's too) may start elsewhere
-    experiment, runs = read_plan(folder)
+    experiment, runs = read_plan(folder, as_artifact=resuming)
+    trust = not resuming or trusted_artifacts()
     parallel = max(1, parallel or usable_cores())
     launcher = LocalLauncher(parallel) if backend == "local" else RayLauncher(parallel, address)
     progress_of = {r.name: RunProgress(folder / r.name,
@@ -272,7 +293,7 @@ def run_sweep(folder: Path, backend: str = "local", parallel: int | None = None,
         while waiting or running:
             while waiting and len(running) < parallel:
                 run = waiting.pop(0)
-                launcher.start(run.name, _command(experiment, run, folder / run.name))
+                launcher.start(run.name, _command(experiment, run, folder / run.name, trust))
                 running.add(run.name)
             for name, code in launcher.done().items():
                 running.discard(name)

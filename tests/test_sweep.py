@@ -75,3 +75,27 @@ def test_the_python_api_sweeps_lists_of_values(tmp_path, monkeypatch):
                                                   "seed=4 budget.generations=1"]
     assert [row["status"] for row in rows] == ["finished"] * 2
     assert evofool.api.resume_sweep(folder, progress=False) == rows  # nothing left to do
+
+
+def test_a_foreign_sweep_plan_cannot_escape_its_folder_or_run_code_without_trust(
+        tmp_path, monkeypatch, capsys):
+    from evofool.catalog import find_experiment
+    monkeypatch.chdir(tmp_path)
+    experiment = str(find_experiment("mnist_direct_mapelites").resolve())
+
+    def resume_with(run: dict, *flags: str) -> str:
+        folder = tmp_path / "sweep"
+        folder.mkdir(exist_ok=True)
+        (folder / "sweep.json").write_text(json.dumps({"experiment": experiment,
+                                                       "runs": [run]}))
+        assert main(["sweep", "--resume", str(folder), *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        return err
+
+    assert "is not a folder name inside the sweep folder" in resume_with(
+        {"name": "../escape", "overrides": []})
+    assert not (tmp_path / "escape").exists()
+    err = resume_with({"name": "000_x", "overrides": ["model.spec=python:evofool_payload:f"]})
+    assert "--trust" in err and "evofool_payload" in err
+    assert not (tmp_path / "sweep" / "000_x").exists()

@@ -196,7 +196,9 @@ def transfer(runs: list, models: list, threshold: float = 0.99, device: str = "a
     :class:`Run` objects or run directories; ``models``: ``"SPEC"`` or
     ``"SPEC@WEIGHTS_FILE"`` strings. With ``out``, also writes transfer.csv/.json/.png there.
     Returns the matrix: ``{"runs", "models", "threshold", "mean_confidence",
-    "fraction_fooled"}`` (rows: runs, columns: models)."""
+    "fraction_fooled", "fraction_half", "top1_agreement"}`` (rows: runs, columns: models;
+    ``fraction_half``: at or above 50%; ``top1_agreement``: the model's top-1 is the elite's
+    own class)."""
     from evofool.transfer import transfer_matrix, write_transfer
     if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
             and 0 < threshold <= 1):

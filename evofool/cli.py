@@ -112,12 +112,15 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     models = [ModelSpec.parse(text) for text in args.model]
     matrix = transfer_matrix(args.runs, models, threshold, args.device)
     width = max(len(m.label) for m in models)
-    print(f"mean confidence in own class (fraction >= {threshold:g})")
-    print(" " * 30 + "".join(f"{m.label[-width:]:>{width + 4}}" for m in models))
-    for run, means, fooled in zip(matrix["runs"], matrix["mean_confidence"],
-                                  matrix["fraction_fooled"]):
-        cells = "".join(f"{f'{m:.4f} ({f:.0%})':>{width + 4}}" for m, f in zip(means, fooled))
-        print(f"{run[-30:]:<30}{cells}")
+    print("elites scored in their own class: mean confidence, fractions at or above 50% and "
+          f"{threshold:g}, fraction the model's top-1 agrees")
+    print(f"{'run':<30} {'model':<{width}} {'mean':>7} {'>=50%':>6} "
+          f"{f'>={threshold:g}':>7} {'top-1':>6}")
+    for i, run in enumerate(matrix["runs"]):
+        for j, model in enumerate(matrix["models"]):
+            print(f"{run[-30:]:<30} {model:<{width}} {matrix['mean_confidence'][i][j]:>7.4f} "
+                  f"{matrix['fraction_half'][i][j]:>6.0%} {matrix['fraction_fooled'][i][j]:>7.0%} "
+                  f"{matrix['top1_agreement'][i][j]:>6.0%}")
     written = write_transfer(matrix, args.out)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

@@ -15,7 +15,10 @@ import torch
 from evofool.bounded_yaml import MAX_YAML_BYTES, MAX_YAML_DEPTH, YamlSyntaxError, load_yaml
 from evofool.catalog import find_experiment
 from evofool.errors import EvofoolError
-from evofool.fitness.registry import build_target, check_spec_from_artifact
+from evofool.fitness.ensemble import MAX_MEMBERS as MAX_ENSEMBLE
+from evofool.fitness.ensemble import Ensemble
+from evofool.fitness.registry import (ModelSpec, build_ensemble, build_target,
+                                      check_spec_from_artifact)
 from evofool.fitness.target import Target
 from evofool.genomes.registry import get_genome_type
 from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_DESCRIPTION_CHARS,
@@ -48,6 +51,13 @@ def _is_path(value: str) -> bool:
     return len(value) <= MAX_PATH_CHARS and value.isprintable()
 
 
+def _is_spec(value: str | list[str]) -> bool:
+    """One target spec, or an ensemble's 2 to MAX_ENSEMBLE specs."""
+    if isinstance(value, str):
+        return _is_path(value)
+    return 2 <= len(value) <= MAX_ENSEMBLE and all(_is_path(v) and v for v in value)
+
+
 def _is_typed_section(value: dict) -> bool:
     """``genome:`` / ``algorithm:``: the ``type`` (checked by its registry) must be a name."""
     name = value.get("type")
@@ -59,23 +69,37 @@ def _is_typed_section(value: dict) -> bool:
 class ModelConfig:
     """The ``model:`` keys: which classifier, and how it scores (experiments/README.md)."""
 
-    spec: str = field(default="lenet-mnist", metadata={"check": (
-        _is_path, f"a target spec (evofool models lists them): printable, at most "
-                  f"{MAX_PATH_CHARS:,} characters")})
+    spec: str | list[str] = field(default="lenet-mnist", metadata={"check": (
+        _is_spec, f"a target spec (evofool models lists them), or a list of 2 to "
+                  f"{MAX_ENSEMBLE} specs (an ensemble; each SPEC or SPEC@WEIGHTS_FILE): "
+                  f"printable, at most {MAX_PATH_CHARS:,} characters each")})
     weights_path: str | None = field(default=None, metadata={"check": (  # instead of the default
         _is_path, f"a weights file path (printable, at most {MAX_PATH_CHARS:,} characters), "
                   "or null")})
+    ensemble: Literal["min", "mean"] = "min"  # with a list of specs: combine their confidences
     classes: list[int] | None = field(default=None, metadata={"check": (
         class_id_list, CLASS_ID_LIST_WORDS + ", or null")})
     crops: Literal[1, 10] = 1          # 10: the paper's mean over 10 crops (ImageNet)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # autocast for the forward pass
     channels_last: bool = False
 
-    def build_target(self, device: torch.device) -> Target:
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, list) and self.weights_path is not None:
+            raise ValueError("weights_path applies to one model; give each ensemble member "
+                             "its weights as SPEC@WEIGHTS_FILE in the spec list")
+
+    @property
+    def specs(self) -> list[str]:
+        """The model spec(s): one, or an ensemble's members."""
+        return self.spec if isinstance(self.spec, list) else [self.spec]
+
+    def build_target(self, device: torch.device) -> Target | Ensemble:
         """The classifier these keys describe, on ``device`` (one-line EvofoolError if bad)."""
-        return build_target(self.spec, device, self.weights_path, classes=self.classes,
-                            crops=self.crops, precision=self.precision,
-                            channels_last=self.channels_last)
+        options = dict(classes=self.classes, crops=self.crops, precision=self.precision,
+                       channels_last=self.channels_last)
+        if isinstance(self.spec, list):
+            return build_ensemble(self.spec, device, self.ensemble, **options)
+        return build_target(self.spec, device, self.weights_path, **options)
 
 
 @dataclass
@@ -209,8 +233,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def _expand_model_shorthand(data: dict) -> None:
-    """``model: NAME`` is short for ``model: {spec: NAME}``."""
-    if isinstance(data.get("model"), str):
+    """``model: NAME`` is short for ``model: {spec: NAME}``, ``model: [A, B]`` for
+    ``model: {spec: [A, B]}`` (an ensemble)."""
+    if isinstance(data.get("model"), (str, list)):
         data["model"] = {"spec": data["model"]}
 
 
@@ -297,7 +322,8 @@ def validate_experiment(data: dict, source: str, default_name: str,
     top = from_dict(_TopLevel, data, "", source)
     model = top.model
     if artifact:
-        check_spec_from_artifact(model.spec, source)
+        for spec in model.specs:
+            check_spec_from_artifact(ModelSpec.parse(spec).spec, source)
     try:
         genome_type, _, genome = _typed_section(top.genome, "genome", source, get_genome_type,
                                                 artifact)

@@ -149,7 +149,7 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
     checkpoint_path = run_dir / CHECKPOINT_NAME
     log = JsonLinesLog(run_dir / LOG_NAME)
     bar = ProgressBar(algorithm.total_steps, algorithm.steps, experiment.log.progress)
-    hooks = (log, bar, NonFiniteWarning(experiment.model.spec)) + (
+    hooks = (log, bar, NonFiniteWarning(", ".join(experiment.model.specs))) + (
         (TensorBoardLog(run_dir / "tensorboard"),) if experiment.log.tensorboard else ())
     started = time.perf_counter()
 

@@ -11,34 +11,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from evofool.errors import EvofoolError
 from evofool.files import write_json, write_png, write_text
-from evofool.fitness.registry import build_target, resolve_device
+from evofool.fitness.registry import ModelSpec, build_target, resolve_device
 from evofool.run_data import RunData, read_run
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A target spec plus an optional weights file, written ``SPEC`` or ``SPEC@WEIGHTS``."""
-
-    spec: str
-    weights_path: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "ModelSpec":
-        spec, _, weights = text.partition("@")
-        if not spec:
-            raise EvofoolError(f"model '{text}' is not of the form SPEC or SPEC@WEIGHTS_FILE")
-        return cls(spec, weights or None)
-
-    @property
-    def label(self) -> str:
-        return self.spec if not self.weights_path else f"{self.spec}@{Path(self.weights_path).name}"
 
 
 def _load(spec: ModelSpec, device: str):
@@ -108,21 +88,28 @@ def write_rescore(run_dir: str | Path, model: ModelSpec, out: str | Path | None 
 
 def transfer_matrix(run_dirs: list[str | Path], models: list[ModelSpec], threshold: float = 0.99,
                     device: str = "auto") -> dict:
-    """For every (run, model): mean confidence of the run's elites in their own class on the
-    model, and the fraction at or above ``threshold``."""
+    """For every (run, model), over the run's elites, each scored in its own class:
+    ``mean_confidence``; ``fraction_fooled``, the fraction at or above ``threshold``;
+    ``fraction_half``, the fraction at or above 50%; and ``top1_agreement``, the fraction the
+    model puts in the elite's own class (its top-1 is the class the elite was evolved for).
+    An empty run counts 0 everywhere."""
     runs = [read_run(path) for path in run_dirs]
     targets = [_load(model, device) for model in models]
-    mean = np.zeros((len(runs), len(models)))
-    fooled = np.zeros((len(runs), len(models)))
+    figures = {key: np.zeros((len(runs), len(models)))
+               for key in ("mean_confidence", "fraction_fooled", "fraction_half",
+                           "top1_agreement")}
     for i, run in enumerate(runs):
         for j, target in enumerate(targets):
             cells, class_ids, scores = _elite_scores(run, target)
+            if not len(cells):
+                continue
             own = scores[np.arange(len(cells)), class_ids]
-            mean[i, j] = own.mean() if len(own) else 0.0
-            fooled[i, j] = (own >= threshold).mean() if len(own) else 0.0  # empty run: 0
+            figures["mean_confidence"][i, j] = own.mean()
+            figures["fraction_fooled"][i, j] = (own >= threshold).mean()
+            figures["fraction_half"][i, j] = (own >= 0.5).mean()
+            figures["top1_agreement"][i, j] = (scores.argmax(axis=1) == class_ids).mean()
     return {"runs": [str(r.run_dir) for r in runs], "models": [m.label for m in models],
-            "threshold": threshold, "mean_confidence": mean.tolist(),
-            "fraction_fooled": fooled.tolist()}
+            "threshold": threshold, **{key: value.tolist() for key, value in figures.items()}}
 
 
 def write_transfer(matrix: dict, out: str | Path) -> list[Path]:
@@ -139,21 +126,25 @@ def write_transfer(matrix: dict, out: str | Path) -> list[Path]:
         raise EvofoolError(f"cannot create output folder '{out}': {exc.strerror}") from None
     rows = [{"run": run, "model": model,
              "mean_confidence": matrix["mean_confidence"][i][j],
-             f"fraction_at_or_above_{matrix['threshold']:g}": matrix["fraction_fooled"][i][j]}
+             f"fraction_at_or_above_{matrix['threshold']:g}": matrix["fraction_fooled"][i][j],
+             "fraction_at_or_above_0.5": matrix["fraction_half"][i][j],
+             "top1_agreement": matrix["top1_agreement"][i][j]}
             for i, run in enumerate(matrix["runs"]) for j, model in enumerate(matrix["models"])]
     write_text(out / "transfer.csv", _csv(rows))
     write_json(out / "transfer.json", matrix)
 
     mean = np.array(matrix["mean_confidence"])
     fooled = np.array(matrix["fraction_fooled"])
-    figure, axis = plt.subplots(figsize=(2.2 + 1.8 * mean.shape[1], 1.2 + 0.7 * mean.shape[0]))
+    agree = np.array(matrix["top1_agreement"])
+    figure, axis = plt.subplots(figsize=(2.2 + 1.8 * mean.shape[1], 1.2 + 0.8 * mean.shape[0]))
     image = axis.imshow(mean, vmin=0, vmax=1, cmap="viridis")
     axis.set_xticks(range(mean.shape[1]), [Path(m).name for m in matrix["models"]],
                     rotation=20, ha="right", fontsize=8)
     axis.set_yticks(range(mean.shape[0]), [Path(r).name for r in matrix["runs"]], fontsize=8)
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
-            axis.text(j, i, f"{mean[i, j]:.3f}\n{fooled[i, j]:.0%} >= {matrix['threshold']:g}",
+            axis.text(j, i, f"{mean[i, j]:.3f}\n{fooled[i, j]:.0%} >= {matrix['threshold']:g}"
+                            f"\ntop-1 {agree[i, j]:.0%}",
                       ha="center", va="center", fontsize=7,
                       color="white" if mean[i, j] < 0.6 else "black")
     axis.set_xlabel("scored by model")

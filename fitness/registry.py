@@ -16,14 +16,39 @@ starts, with one line.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
 from evofool.errors import EvofoolError
 from evofool.fitness.target import Target
 
+if TYPE_CHECKING:
+    from evofool.fitness.ensemble import Ensemble
+
 Builder = Callable[[str, torch.device, "str | None"], Target]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A target spec plus an optional weights file, written ``SPEC`` or ``SPEC@WEIGHTS``
+    (a model for ``evofool transfer``, or an ensemble member)."""
+
+    spec: str
+    weights_path: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "ModelSpec":
+        spec, _, weights = text.partition("@")
+        if not spec:
+            raise EvofoolError(f"model '{text}' is not of the form SPEC or SPEC@WEIGHTS_FILE")
+        return cls(spec, weights or None)
+
+    @property
+    def label(self) -> str:
+        return self.spec if not self.weights_path else f"{self.spec}@{Path(self.weights_path).name}"
 
 
 def _lenet_mnist(_: str, device: torch.device, weights_path: str | None) -> Target:
@@ -149,3 +174,24 @@ def build_target(spec: str, device: torch.device, weights_path: str | None = Non
         message = " ".join(str(exc).split())  # one line, whatever the model library said
         raise EvofoolError(f"model '{spec}': {message}") from None
     return target
+
+
+def build_ensemble(specs: list[str], device: torch.device, combine: str = "min", *,
+                   classes: list[int] | None = None, crops: int = 1, precision: str = "fp32",
+                   channels_last: bool = False) -> "Ensemble":
+    """An :class:`~evofool.fitness.ensemble.Ensemble` of the models ``specs`` (each ``SPEC``
+    or ``SPEC@WEIGHTS``), every member built and probed like a single target.
+
+    Raises:
+        EvofoolError: one line, naming the member at fault.
+    """
+    from evofool.fitness.ensemble import Ensemble
+    members = []
+    for text in specs:
+        member = ModelSpec.parse(text)
+        members.append(build_target(member.spec, device, member.weights_path, crops=crops,
+                                    precision=precision, channels_last=channels_last))
+    try:
+        return Ensemble(members, combine, classes)
+    except ValueError as exc:
+        raise EvofoolError(f"model ensemble {', '.join(specs)}: {exc}") from None

@@ -60,9 +60,13 @@ def test_transfer_matrix_over_runs_and_models(runs, tmp_path):
     source = rescore_run(runs["direct"], models[0], device="cpu")
     assert matrix["mean_confidence"][0][0] == pytest.approx(
         sum(r["target_confidence"] for r in source) / 10)
+    other = rescore_run(runs["direct"], models[1], device="cpu")
+    assert matrix["fraction_half"][0][1] == sum(r["target_confidence"] >= 0.5 for r in other) / 10
+    assert matrix["top1_agreement"][0][1] == sum(r["target_top1"] == r["class"] for r in other) / 10
     written = write_transfer(matrix, tmp_path / "transfer")
     assert [p.name for p in written] == ["transfer.csv", "transfer.json", "transfer.png"]
-    assert len(list(csv.DictReader(open(written[0])))) == 4
+    table = list(csv.DictReader(open(written[0])))
+    assert len(table) == 4 and {"fraction_at_or_above_0.5", "top1_agreement"} <= set(table[0])
 
 
 def test_compare_lists_both_runs_per_class(runs, capsys):

@@ -4,7 +4,7 @@ Public entry points (docs/API.md walks through them):
     evofool.run(experiment, **overrides)   run an experiment; returns an evofool.Run
     evofool.load_run(run_dir)              open a run directory as an evofool.Run: the archive
                                            as a DataFrame, the log, montage(), elite(cls), ...
-    evofool.api                            resume, transfer, train_lenet, models
+    evofool.api                            resume, transfer, retrain, train_lenet, models
     evofool.EvofoolError                   every user mistake: one line that says what to fix
     evofool.config.load_experiment         read and validate an experiment YAML
     evofool.runner.run_experiment          the engine behind evofool.run and `evofool run`

@@ -44,7 +44,7 @@ from evofool.run_data import RunData, read_run
 from evofool.runner import resume_run, run_experiment
 
 __all__ = ["run", "load_run", "resume", "sweep", "resume_sweep", "transfer", "train_lenet",
-           "models", "Run", "Elite"]
+           "retrain", "models", "Run", "Elite"]
 
 # archive.json's integer columns that are null for an empty class: pandas' nullable Int64
 # keeps them integers (a plain column would turn into floats).
@@ -235,6 +235,21 @@ def train_lenet(data_dir: str | Path | None, out: str | Path, seed: int = 0,
         raise EvofoolError(f"train lenet: {exc}") from None
 
 
+def retrain(experiment, /, data_dir: str | Path, out: str | Path | None = None,
+            echo: bool = True, **overrides) -> dict:
+    """``evofool retrain``: retraining with a fooling class (paper sec. 5). Iteration k trains
+    LeNet DNN_k on the MNIST IDX files in ``data_dir`` plus the fooling images of the earlier
+    iterations as an 11th class, measures it, then evolves against it (the experiment, scored
+    on the 10 digits) and keeps new fooling images; the experiment's ``retrain:`` section
+    (``retrain={"iterations": 2}`` as an override) sets how. Into ``out`` (default: a new
+    ``runs/NAME/STAMP``); an ``out`` that holds an interrupted retrain is continued.
+    ``echo``: print the table as iterations finish. Returns retrain.json's content (``rows``:
+    one dict per iteration) plus ``out``."""
+    from evofool.retrain import run_retrain
+    return run_retrain(_experiment(experiment, overrides), data_dir, out,
+                       print if echo else None)
+
+
 def models() -> dict[str, list[str]]:
     """``evofool models``: the model specs, genome types and algorithms available."""
     from evofool.fitness.registry import available_targets
@@ -394,6 +409,20 @@ class Run:
             if out is None:
                 return rescore_run(self.path, _spec(model), device)
             return write_rescore(self.path, _spec(model), out, device)[2]
+
+    def ablate(self, model=None, device: str = "auto", grid: int = 4, max_copies: int = 6,
+               orders: int = 3, seed: int = 0, out: str | Path | None = None) -> list[dict]:
+        """``evofool ablate``: occlude each elite's tiles (greedy and random orders) and
+        repeat its most confident tile (evofool/ablation.py says how); scored by the run's
+        model or ``model`` (``"SPEC"`` or ``"SPEC@WEIGHTS_FILE"``). Writes ablation.json,
+        .csv and .png into ``out`` (default RUN_DIR/ablation, which the report shows) and
+        returns the summary rows, one per filled class."""
+        from evofool.ablation import ablate_run, summary_rows, write_ablation
+        model = None if model is None else _spec(model)
+        with trusting_artifacts(self.trust):
+            result = ablate_run(self.path, model, device, grid, max_copies, orders, seed)
+        write_ablation(result, out)
+        return summary_rows(result)
 
     def compare(self, other: "Run | str | Path") -> list[dict]:
         """``evofool compare``: per class, this run's (``_a``) and ``other``'s (``_b``) elite

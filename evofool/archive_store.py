@@ -120,6 +120,8 @@ def save_archive(directory: Path, archive: Archive, genome_type: GenomeType, met
     images = render_elites(archive, genome_type)
     png_confidences = rescore_pngs(images, archive, target) if target is not None else None
     classes = class_entries(archive, png_confidences)
+    for entry, notes in zip(classes, meta.get("class_notes") or ()):
+        entry.update(notes)  # what the algorithm records per class (gradient ascent's steps)
     content = {
         "format_version": FORMAT_VERSION,
         "genome": dict(meta["genome"]),  # type + params: enough to rebuild the genome type
@@ -418,9 +420,30 @@ def load_archive(path: str | Path) -> tuple[Archive, GenomeType, dict]:
                            f"({type(exc).__name__}: {message})") from None
     check_archive_values(archive, npz_source)
     png_confidences = _check_rows(content, archive, source)
-    content = dict(content, class_ids=list(archive.class_ids),
-                   classes=class_entries(archive, png_confidences), summary=archive.summary())
+    classes = class_entries(archive, png_confidences)
+    for entry, row in zip(classes, content["classes"]):
+        entry.update(_class_notes(row))
+    content = dict(content, class_ids=list(archive.class_ids), classes=classes,
+                   summary=archive.summary())
     return archive, genome_type, content
+
+
+NOTE_KEYS = ("first_step", "evaluation_equivalents")  # gradient ascent's per-class milestones
+
+
+def _class_notes(row) -> dict:
+    """The algorithm's per-class notes of an archive.json row that are well formed (a few
+    names, each an integer >= 0 or null); anything else is left out."""
+    if not isinstance(row, dict):
+        return {}
+    notes = {}
+    for key in NOTE_KEYS:
+        value = row.get(key)
+        if (isinstance(value, dict) and len(value) <= 16
+                and all(isinstance(k, str) and len(k) <= 16 for k in value)
+                and all(v is None or (is_int(v) and v >= 0) for v in value.values())):
+            notes[key] = dict(value)
+    return notes
 
 
 def export_archive(path: str | Path, out: str | Path, genomes: bool = False) -> list[Path]:

@@ -51,6 +51,18 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
     s = content["summary"]
     print(f"filled {s['filled']}/{s['classes']}, median {s['median']:.6f}, "
           f">=99%: {s['above_0.99']}, >=99.99%: {s['above_0.9999']}")
+    rows = [row for row in content["classes"] if isinstance(row.get("first_step"), dict)]
+    if rows:  # gradient ascent: when each class's image first got there, and at what cost
+        milestones = list(rows[0]["first_step"])
+        print("\nfirst step at which the class's image reaches: " + ", ".join(
+            "top-1" if m == "argmax" else f">= {float(m):.2%}" for m in milestones)
+              + " (evaluation-equivalents: 3 per step)")
+        for row in rows:
+            firsts = [row["first_step"].get(m) for m in milestones]
+            costs = [(row.get("evaluation_equivalents") or {}).get(m) for m in milestones]
+            print(f"{row.get('class_id', row['class']):>5}  {row['name'][:20]:<20} " + " ".join(
+                f"{'-' if f is None else f:>6} ({'-' if c is None else c:>6})"
+                for f, c in zip(firsts, costs)))
     return 0
 
 
@@ -126,6 +138,31 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _integer(text: str, option: str) -> int:
+    """An integer option given as text (one-line error otherwise; ranges: the library)."""
+    try:
+        return int(text)
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise EvofoolError(f"{option} {shown!r} is invalid: expected an integer") from None
+
+
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    import time
+
+    from evofool.ablation import ablate_run, format_table, summary_rows, write_ablation
+    start = time.perf_counter()
+    result = ablate_run(args.run_dir, args.model, args.device, _integer(args.grid, "--grid"),
+                        _integer(args.max_copies, "--max-copies"),
+                        _integer(args.orders, "--orders"), _integer(args.seed, "--seed"))
+    written = write_ablation(result, args.out)
+    print(f"ablation of {len(result['classes'])} elites on {result['model']}, grid "
+          f"{result['grid']} x {result['grid']}, {time.perf_counter() - start:.1f} s")
+    print(format_table(summary_rows(result)))
+    print("wrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -155,6 +192,21 @@ def _cmd_train_lenet(args: argparse.Namespace) -> int:
     train_lenet(args.data_dir, args.out, seed=args.seed, epochs=args.epochs,
                 download=args.download, download_root=args.download_root,
                 command="evofool " + " ".join(sys.argv[1:]))
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from evofool.catalog import find_experiment
+    from evofool.config import load_experiment
+    from evofool.retrain import run_retrain
+    if not args.experiment:
+        raise EvofoolError("give an experiment YAML with a retrain: section, or a packaged "
+                           "experiment's name (e.g. mnist_retrain)")
+    path = find_experiment(args.experiment)
+    print(f"experiment: {path}", flush=True)
+    summary = run_retrain(load_experiment(path, args.overrides), args.data_dir, args.out)
+    out = summary["out"]
+    print(f"wrote {out}/retrain.json, retrain.csv, retrain.png and report.html")
     return 0
 
 
@@ -292,6 +344,21 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument("--device", default="auto")
     transfer.set_defaults(func=_cmd_transfer)
 
+    ablate = commands.add_parser(
+        "ablate", help="occlude tiles of each elite and repeat its best tile: confidence vs "
+                       "fraction kept and vs copies (the paper's repetition ablation)")
+    ablate.add_argument("run_dir", help="run directory")
+    ablate.add_argument("--grid", default="4", help="tiles per side (default 4)")
+    ablate.add_argument("--max-copies", default="6",
+                        help="repeat the best tile up to N x N times (default 6)")
+    ablate.add_argument("--orders", default="3", help="random occlusion orders (default 3)")
+    ablate.add_argument("--seed", default="0", help="seed of the random orders (default 0)")
+    ablate.add_argument("--model", help="score with SPEC or SPEC@WEIGHTS_FILE instead of the "
+                                        "run's own model")
+    ablate.add_argument("--out", help="output folder (default: RUN_DIR/ablation)")
+    ablate.add_argument("--device", default="auto")
+    ablate.set_defaults(func=_cmd_ablate)
+
     compare = commands.add_parser("compare", help="two runs side by side, class by class, or "
                                                   "the runs of a sweep folder")
     compare.add_argument("run_a", help="a run directory, or a sweep folder")
@@ -310,10 +377,23 @@ def build_parser() -> argparse.ArgumentParser:
     lenet.add_argument("--epochs", type=int, default=12)
     lenet.set_defaults(func=_cmd_train_lenet)
 
+    retrain = commands.add_parser(
+        "retrain", help="retrain LeNet with the fooling images as an 11th class, evolve "
+                        "against it, repeat (paper sec. 5)")
+    retrain.add_argument("experiment", nargs="?",
+                         help="experiment YAML with a retrain: section, or a packaged name")
+    retrain.add_argument("overrides", nargs="*",
+                         help="key.sub=value overrides, e.g. retrain.iterations=3")
+    retrain.add_argument("--data-dir", help="folder of MNIST IDX .gz files (docs/LENET.md)")
+    retrain.add_argument("--out", help="output folder (default runs/NAME/STAMP); one that "
+                                       "holds an interrupted retrain is continued")
+    retrain.set_defaults(func=_cmd_retrain)
+
     models = commands.add_parser("models", help="list models, genome types and algorithms")
     models.set_defaults(func=_cmd_models)
 
-    for command in (run, sweep, show, export, render, report, rescore, transfer, compare):
+    for command in (run, sweep, show, export, render, report, rescore, transfer, compare,
+                    ablate):
         command.add_argument(
             "--trust", action="store_true",
             help="load code that the run directory, archive or genome file names (a "

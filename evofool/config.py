@@ -155,6 +155,35 @@ class EvaluationConfig:
         lambda v: 0 < v <= 86400, "seconds in (0, 86400] to wait for a chunk's scores")})
 
 
+MAX_RETRAIN_ITERATIONS = 100      # the paper ran 15 (sec. 5)
+MAX_RETRAIN_RUNS = 100
+
+
+@dataclass
+class RetrainConfig:
+    """The ``retrain:`` keys: ``evofool retrain`` (paper sec. 5, :mod:`evofool.retrain`).
+    Iteration k trains DNN_k (k > 1: with the fooling images of iterations 1..k-1 as an extra
+    class), evolves against it and keeps up to ``images_per_iteration`` of the images that
+    fooled it; ``evofool run`` refuses an experiment that has this section."""
+
+    iterations: int = field(default=5, metadata=positive(
+        "a positive number of iterations (networks trained and fooled)",
+        at_most=MAX_RETRAIN_ITERATIONS))
+    images_per_iteration: int = field(default=1300, metadata=positive(
+        "a positive number of fooling images kept per iteration", at_most=100_000))
+    threshold: float = field(default=0.99, metadata={"check": (
+        lambda v: 0 < v <= 1, "a confidence in (0, 1]: a candidate whose best digit is at "
+                              "least this is a fooling image")})
+    runs: int = field(default=1, metadata=positive(
+        "a positive number of evolution runs (seeds) per iteration",
+        at_most=MAX_RETRAIN_RUNS))
+    epochs: int = field(default=12, metadata=positive(
+        "a positive number of training epochs per network", at_most=1000))
+    holdout: float = field(default=0.1, metadata={"check": (
+        lambda v: 0 <= v <= 0.5, "a fraction in [0, 0.5] of each iteration's fooling images "
+                                 "kept out of training (for the held-out recall)")})
+
+
 @dataclass
 class Experiment:
     """A validated experiment. ``genome`` and ``algorithm`` hold the chosen type's name and
@@ -173,6 +202,7 @@ class Experiment:
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    retrain: RetrainConfig | None = None  # only evofool retrain runs an experiment with it
 
     def to_dict(self) -> dict:
         """The resolved config: every key with its value, as saved into the run directory."""
@@ -184,7 +214,7 @@ class Experiment:
             "algorithm": {"type": self.algorithm_type, **to_dict(self.algorithm)},
             "budget": to_dict(self.budget), "log": to_dict(self.log),
             "runtime": to_dict(self.runtime), "evaluation": to_dict(self.evaluation),
-        }
+        } | ({"retrain": to_dict(self.retrain)} if self.retrain is not None else {})
 
 
 @dataclass
@@ -212,6 +242,8 @@ class _TopLevel:
     log: LogConfig = field(default_factory=LogConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    # A mapping when given (not "| None": a union would hide the section's own messages).
+    retrain: RetrainConfig = None  # type: ignore[assignment]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -340,7 +372,8 @@ def validate_experiment(data: dict, source: str, default_name: str,
                       algorithm_type=algorithm_type, algorithm=algorithm, budget=top.budget,
                       seed=top.seed, output_dir=top.output_dir or "",
                       description=top.description,
-                      log=top.log, runtime=top.runtime, evaluation=top.evaluation)
+                      log=top.log, runtime=top.runtime, evaluation=top.evaluation,
+                      retrain=top.retrain)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:

@@ -31,7 +31,7 @@ def generation_record(algorithm: SearchAlgorithm, report: GenerationReport,
         record["target_class"] = report.target_class
     finite = np.isfinite(report.scores).all(axis=1)
     return {
-        **record, "evaluations": report.evaluations,
+        **record, "evaluations": report.evaluations, **algorithm.log_fields(),
         "wall_time": round(wall_time, 4), "replaced": added.cells,
         "new": int((added.status == NEW).sum()), "improved": int((added.status == IMPROVED).sum()),
         "nonfinite": added.nonfinite,

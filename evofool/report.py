@@ -2,9 +2,11 @@
 
 The folder holds ``index.html``, the elite images (copied), and two matplotlib plots: best
 and median confidence per generation, and coverage (classes above 50/90/99/99.99%) over
-evaluations. The page needs no server and no network. The elite grid can be sorted by class
-or confidence; past 200 classes it is paged and thumbnails load lazily, so 1,000 ImageNet
-classes stay usable.
+evaluations. When ``evofool ablate`` has written ``RUN_DIR/ablation/ablation.json``, the page
+also has an "Ablation" section: its summary table and its plot (copied as ablation.png). The
+page needs no server and no network. The elite grid can be sorted by class or confidence;
+past 200 classes it is paged and thumbnails load lazily, so 1,000 ImageNet classes stay
+usable.
 
 The run directory may come from a stranger: the report takes from it only the elite PNGs
 named as :func:`~evofool.archive_store.png_name` names them (regular files inside the run
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from evofool import ablation
 from evofool.archive_store import png_name
 from evofool.errors import EvofoolError
 from evofool.files import atomic_path, write_text
@@ -136,7 +139,10 @@ def _config_value(config: dict, section: str, key: str) -> Any:
     value = config.get(section)
     if section == "model" and isinstance(value, str):  # "model: lenet-mnist"
         return value if key == "spec" else None
-    return value.get(key) if isinstance(value, dict) else None
+    found = value.get(key) if isinstance(value, dict) else None
+    if section == "model" and key == "spec" and isinstance(found, list):  # an ensemble
+        return f"{value.get('ensemble', 'min')} of " + ", ".join(map(str, found))
+    return found
 
 
 def _number(info: dict, key: str, form: str) -> str | None:
@@ -144,7 +150,31 @@ def _number(info: dict, key: str, form: str) -> str | None:
     return None if value is None else format(value, form)
 
 
-def _page(run: RunData, rows: list[dict]) -> str:
+def _ablation_section(found: tuple[dict, list[dict], bool] | None) -> str:
+    """The "Ablation" section: ablation.json's summary table and its plot, or nothing."""
+    if found is None:
+        return ""
+    settings, rows, has_plot = found
+    heads = "".join(f"<th>{_text(h)}</th>" for h in ablation.SUMMARY_COLUMNS.values())
+    body = "\n".join("<tr>" + "".join(f"<td>{_text(ablation.cell_text(key, row[key]))}</td>"
+                                       for key in ablation.SUMMARY_COLUMNS) + "</tr>"
+                     for row in rows)
+    plot = ('<p><img src="ablation.png" alt="confidence vs fraction kept and vs copies, per '
+            'class"></p>' if has_plot else "")
+    return f"""<h2 id="ablation">Ablation</h2>
+<p>evofool ablate on {_text(settings["model"])}: grid {_text(settings["grid"])} x
+{_text(settings["grid"])}, {_text(settings["orders"])} random orders, up to
+{_text(settings["max_copies"])} x {_text(settings["max_copies"])} copies.
+{_text(ablation.LEGEND)}.</p>
+<table><tr>{heads}</tr>
+{body}
+</table>
+{plot}
+"""
+
+
+def _page(run: RunData, rows: list[dict],
+          ablated: tuple[dict, list[dict], bool] | None = None) -> str:
     summary = run.archive_json["summary"]
     info = run.info
     title = _text(run.config.get("name", run.run_dir.name))
@@ -226,7 +256,7 @@ pre {{ background: #f6f6f6; padding: 0.6em; font-size: 0.8em; }}
 <th>generation</th><th>evaluations</th><th>genome size</th></tr>
 {table}
 </table>
-<h2>Configuration</h2>
+{_ablation_section(ablated)}<h2>Configuration</h2>
 <pre>{config}</pre>
 <script>
 const grid = document.getElementById("grid");
@@ -288,22 +318,21 @@ def _report_folder(run: RunData, out: str | Path | None) -> Path:
     return folder
 
 
-def _copy_png(run: RunData, name: str, target: Path) -> None:
-    """Copy the archive's PNG ``name`` (a name built from the class, never read from the
-    archive) into ``target``: only a regular file inside the run directory (not a symbolic
-    link) that starts like a PNG, within MAX_PNG_BYTES. A link at ``target`` is replaced,
-    never written through."""
-    source = run.archive_dir / name
+def _copy_png(source: Path, target: Path, what: str = "the elite's PNG image",
+              missing: str = "is missing from the archive (re-create it with 'evofool "
+                             "archive export')") -> None:
+    """Copy the PNG ``source`` (a path built here, never read from the archive) into
+    ``target``: only a regular file (not a symbolic link) that starts like a PNG, within
+    MAX_PNG_BYTES. A link at ``target`` is replaced, never written through."""
     try:
         info = os.lstat(source)
     except FileNotFoundError:
-        raise EvofoolError(f"'{source}' is missing from the archive (re-create it with "
-                           "'evofool archive export')") from None
+        raise EvofoolError(f"'{source}' {missing}") from None
     except OSError as exc:
         raise EvofoolError(f"'{source}': cannot read ({exc.strerror or exc})") from None
     if not stat.S_ISREG(info.st_mode):
         raise EvofoolError(f"'{source}' is a symbolic link or not a regular file, expected "
-                           "the elite's PNG image")
+                           f"{what}")
     if info.st_size > MAX_PNG_BYTES:
         raise EvofoolError(f"'{source}' holds {info.st_size:,} bytes, expected a PNG of at "
                            f"most {MAX_PNG_BYTES:,}")
@@ -312,12 +341,27 @@ def _copy_png(run: RunData, name: str, target: Path) -> None:
     except OSError as exc:
         raise EvofoolError(f"'{source}': cannot read ({exc.strerror or exc})") from None
     if not data.startswith(PNG_SIGNATURE) or len(data) > MAX_PNG_BYTES:
-        raise EvofoolError(f"'{source}' is not a PNG image, expected the elite's PNG image")
+        raise EvofoolError(f"'{source}' is not a PNG image, expected {what}")
     if target.is_symlink() or (target.exists() and not target.is_file()):
         target.unlink()  # a link (or a FIFO) left there: replaced, never written through
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
     with open(descriptor, "wb") as handle:
         handle.write(data)
+
+
+def _read_ablation(run: RunData) -> tuple[dict, list[dict], bool] | None:
+    """``RUN_DIR/ablation/ablation.json`` read and checked (settings, summary rows) and
+    whether its plot is there (copied by :func:`_copy_png`, which refuses links); None
+    without one. The JSON must lie inside the run directory."""
+    folder = run.run_dir / ablation.FOLDER
+    source, plot = folder / ablation.JSON_NAME, folder / ablation.PNG_NAME
+    if not (source.exists() or source.is_symlink()):
+        return None
+    if not source.resolve().is_relative_to(run.run_dir.resolve()):
+        raise EvofoolError(f"'{source}' leads outside the run directory '{run.run_dir}' (a "
+                           "symbolic link), expected evofool ablate's output")
+    settings, rows = ablation.read_summary(source)
+    return settings, rows, plot.exists() or plot.is_symlink()
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
@@ -329,11 +373,15 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
                            f"'{run.run_dir}' (a symbolic link), expected its archive folder")
     out = _report_folder(run, out)
     rows = _rows(run)
-    page = _page(run, rows)
+    ablated = _read_ablation(run)
+    page = _page(run, rows, ablated)
     try:
         for row in rows:
             if row["png"]:
-                _copy_png(run, row["png"], out / "img" / row["png"])
+                _copy_png(run.archive_dir / row["png"], out / "img" / row["png"])
+        if ablated is not None and ablated[2]:
+            _copy_png(run.run_dir / ablation.FOLDER / ablation.PNG_NAME, out / "ablation.png",
+                      "the ablation plot (a PNG image)", "is missing")
         _plot_confidence(run, out / "confidence.png")
         _plot_coverage(run, out / "coverage.png")
         index = out / "index.html"

@@ -87,10 +87,18 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, Target]:
                   else f"model.classes {show(target.class_ids)}")
         raise EvofoolError(f"algorithm.target_classes: {show(bad)} not among the scored "
                            f"classes of model '{target.name}' ({scored})")
-    algorithm = get_algorithm(experiment.algorithm_type)(
-        experiment.algorithm, genome_type, target.scored_names, experiment.budget,
-        experiment.seed, class_ids=target.class_ids,
-        evaluate=ChunkEvaluator(genome_type, target), chunk_size=experiment.runtime.batch_size)
+    try:
+        algorithm = get_algorithm(experiment.algorithm_type)(
+            experiment.algorithm, genome_type, target.scored_names, experiment.budget,
+            experiment.seed, class_ids=target.class_ids,
+            evaluate=ChunkEvaluator(genome_type, target),
+            chunk_size=experiment.runtime.batch_size)
+    except ValueError as exc:  # a combination the algorithm cannot work with
+        raise EvofoolError(f"algorithm '{experiment.algorithm_type}': {exc}") from None
+    if experiment.evaluation.backend != "local" and not algorithm.remote_scoring:
+        raise EvofoolError(f"evaluation.backend: {experiment.evaluation.backend} cannot serve "
+                           f"algorithm '{experiment.algorithm_type}', which scores in this "
+                           "process (it takes gradients); use evaluation.backend: local")
     return algorithm, target
 
 
@@ -131,9 +139,11 @@ def _refuse_existing_run(run_dir: Path) -> None:
 def _finish(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, target,
             wall_time: float, finished: bool) -> dict:
     meta = {"genome": experiment.to_dict()["genome"], "model": experiment.to_dict()["model"],
-            "generation": algorithm.generation, "evaluations": algorithm.evaluations}
+            "generation": algorithm.generation, "evaluations": algorithm.evaluations,
+            "class_notes": algorithm.class_notes()}
+    # the PNGs are re-scored in fp32 whatever model.precision: both figures are recorded
     content = save_archive(run_dir / "archive", algorithm.archive, algorithm.genome_type, meta,
-                           target)
+                           target.in_fp32())
     shutil.copyfile(run_dir / "archive" / MONTAGE_PNG, run_dir / MONTAGE_PNG)
     write_json(run_dir / RUN_INFO, {
         "finished": finished, "generations": algorithm.generation,
@@ -145,12 +155,13 @@ def _finish(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, t
 
 
 def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, target,
-          wall_before: float) -> RunResult:
+          wall_before: float, extra_hooks: tuple = ()) -> RunResult:
     checkpoint_path = run_dir / CHECKPOINT_NAME
     log = JsonLinesLog(run_dir / LOG_NAME)
     bar = ProgressBar(algorithm.total_steps, algorithm.steps, experiment.log.progress)
     hooks = (log, bar, NonFiniteWarning(", ".join(experiment.model.specs))) + (
-        (TensorBoardLog(run_dir / "tensorboard"),) if experiment.log.tensorboard else ())
+        (TensorBoardLog(run_dir / "tensorboard"),) if experiment.log.tensorboard else ()) + (
+        tuple(extra_hooks))
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -203,28 +214,35 @@ def _loop(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm, tar
     return RunResult(run_dir, content, algorithm.generation, algorithm.evaluations, elapsed())
 
 
-def run_experiment(experiment: Experiment) -> RunResult:
+def run_experiment(experiment: Experiment, hooks: tuple = ()) -> RunResult:
     """Start a new run: in ``experiment.output_dir`` when it is set (it must not hold a run
-    yet), else in a new ``runs/NAME/STAMP`` (:mod:`evofool.run_dirs`)."""
+    yet), else in a new ``runs/NAME/STAMP`` (:mod:`evofool.run_dirs`). ``hooks``: more
+    subscribers to the generations, beside the log and the progress bar (objects with
+    ``on_generation(algorithm, report, wall_time)`` and ``close()``, as in
+    :mod:`evofool.hooks`; ``report.candidates`` is the batch told)."""
+    if getattr(experiment, "retrain", None) is not None:
+        raise EvofoolError(f"experiment '{experiment.name}' has a 'retrain:' section: run it "
+                           "with 'evofool retrain EXPERIMENT --data-dir MNIST_DIR' (evofool "
+                           "run evolves against one fixed model)")
     if not experiment.output_dir:
         algorithm, target = build_search(experiment)  # a model that fails leaves no folder
         run_dir = new_run_dir(experiment.name)
         with RunDirLock(run_dir):
             point_latest(run_dir)
-            return _start(run_dir, experiment, algorithm, target)
+            return _start(run_dir, experiment, algorithm, target, hooks)
     run_dir = Path(experiment.output_dir)
     _refuse_existing_run(run_dir)  # before the model loads: the common mistake fails fast
     _make_run_dir(run_dir)
     with RunDirLock(run_dir):
         _refuse_existing_run(run_dir)  # again, now that no one else can start one here
-        return _start(run_dir, experiment, *build_search(experiment))
+        return _start(run_dir, experiment, *build_search(experiment), hooks)
 
 
 def _start(run_dir: Path, experiment: Experiment, algorithm: SearchAlgorithm,
-           target) -> RunResult:
+           target, hooks: tuple = ()) -> RunResult:
     write_text(run_dir / CONFIG_NAME, yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     with evaluation_backend(experiment, algorithm):
-        return _loop(run_dir, experiment, algorithm, target, 0.0)
+        return _loop(run_dir, experiment, algorithm, target, 0.0, hooks)
 
 
 def _never_started(run_dir: Path) -> bool:

@@ -74,8 +74,18 @@ class Ensemble:
     def scored_names(self) -> list[str]:
         return [self.class_names[c] for c in self.class_ids]
 
+    def in_fp32(self) -> "Ensemble":
+        """The ensemble with every member scoring in full precision (Target.in_fp32)."""
+        return Ensemble([m.in_fp32() for m in self.members], self.combine, self.classes)
+
+    @torch.inference_mode()
     def scores(self, images: torch.Tensor) -> np.ndarray:
         """Each class's confidence: the min or mean over members (float64, N x classes)."""
-        per_member = np.stack([member.scores(images) for member in self.members])
-        combined = per_member.min(axis=0) if self.combine == "min" else per_member.mean(axis=0)
-        return combined if self.classes is None else combined[:, self.classes]
+        return self.probabilities(images).cpu().numpy()
+
+    def probabilities(self, images: torch.Tensor, all_classes: bool = False) -> torch.Tensor:
+        """:meth:`scores` as a float64 tensor, differentiable as a Target's."""
+        per_member = torch.stack([m.probabilities(images, all_classes=True).to(self.device)
+                                  for m in self.members])
+        combined = per_member.amin(dim=0) if self.combine == "min" else per_member.mean(dim=0)
+        return combined if self.classes is None or all_classes else combined[:, self.classes]

@@ -23,6 +23,10 @@ from .target import Target
 MNIST_MEAN: tuple[float, ...] = (0.1307,)
 MNIST_STD: tuple[float, ...] = (0.3081,)
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "lenet_mnist.safetensors"
+DIGITS = 10
+FOOLING_CLASS = 10    # the output a retrained LeNet (paper sec. 5) gives to fooling images
+CLASS_NAMES: tuple[str, ...] = tuple(str(digit) for digit in range(DIGITS)) + ("fooling",)
+OUTPUTS = (DIGITS, DIGITS + 1)   # the output counts a LeNet may have
 
 
 class LeNet(nn.Module):
@@ -31,15 +35,16 @@ class LeNet(nn.Module):
     conv 20@5x5 -> maxpool 2 -> conv 50@5x5 -> maxpool 2 -> fc 500 -> ReLU -> fc 10.
     As in Caffe there is no nonlinearity after the convolutions (only max pooling), and the
     output is raw logits; :class:`Target` applies the softmax.
-    Input: normalized (N, 1, 28, 28) images.
+    Input: normalized (N, 1, 28, 28) images. ``num_classes``: 10 (digits), or 11 (digits
+    plus the fooling class of a retrained network).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, num_classes: int = DIGITS) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(1, 20, kernel_size=5)    # 28 -> 24
         self.conv2 = nn.Conv2d(20, 50, kernel_size=5)   # 12 -> 8
         self.fc1 = nn.Linear(50 * 4 * 4, 500)
-        self.fc2 = nn.Linear(500, 10)
+        self.fc2 = nn.Linear(500, num_classes)
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -49,16 +54,26 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
-def _expected_shapes() -> dict[str, tuple[int, ...]]:
-    return {name: tuple(t.shape) for name, t in LeNet().state_dict().items()}
+def _expected_shapes(num_classes: int = DIGITS) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(t.shape) for name, t in LeNet(num_classes).state_dict().items()}
+
+
+def lenet_class_names(num_classes: int) -> list[str]:
+    """"0".."9", plus "fooling" for the 11th output of a retrained LeNet."""
+    if num_classes not in OUTPUTS:
+        raise ValueError(f"a LeNet has {OUTPUTS[0]} outputs (digits) or {OUTPUTS[1]} (digits "
+                         f"and fooling), not {num_classes}")
+    return list(CLASS_NAMES[:num_classes])
 
 
 def load_lenet(weights_path: str | os.PathLike | None = None) -> LeNet:
-    """Load LeNet weights from a safetensors file (default: the shipped ones), in eval mode.
+    """Load LeNet weights from a safetensors file (default: the shipped ones), in eval mode,
+    with as many outputs as the file's ``fc2`` has (10, or 11 with the fooling class).
 
     Raises:
         ValueError: one line naming the file and what is wrong with it (missing, not
-            safetensors, missing/unexpected/misshapen tensors, non-finite values).
+            safetensors, missing/unexpected/misshapen tensors, non-finite values, an
+            output count other than 10 or 11).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -80,6 +95,13 @@ def load_lenet(weights_path: str | os.PathLike | None = None) -> LeNet:
         problems = ([f"missing tensors {missing}"] if missing else []) + \
                    ([f"unexpected tensors {unexpected}"] if unexpected else [])
         raise ValueError(f"{path}: not LeNet weights ({'; '.join(problems)})")
+    fc2 = tuple(tensors["fc2.weight"].shape)
+    outputs = fc2[0] if len(fc2) == 2 else None
+    if outputs not in OUTPUTS:
+        raise ValueError(f"{path}: tensor 'fc2.weight' has shape {fc2}, expected "
+                         f"({OUTPUTS[0]}, 500) for the digits or ({OUTPUTS[1]}, 500) for the "
+                         "digits and the fooling class")
+    expected = _expected_shapes(outputs)
     for name, shape in expected.items():
         if tuple(tensors[name].shape) != shape:
             raise ValueError(f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, "
@@ -87,7 +109,7 @@ def load_lenet(weights_path: str | os.PathLike | None = None) -> LeNet:
         if not tensors[name].is_floating_point() or not torch.isfinite(tensors[name]).all():
             raise ValueError(f"{path}: tensor {name!r} is not finite floating point")
 
-    model = LeNet()
+    model = LeNet(outputs)
     model.load_state_dict({name: t.to(torch.float32) for name, t in tensors.items()})
     return model.eval()
 
@@ -113,11 +135,13 @@ def save_lenet(model: LeNet, path: str | os.PathLike) -> Path:
 
 def build_lenet_target(device: torch.device | str,
                        weights_path: str | os.PathLike | None = None) -> Target:
-    """The ``lenet-mnist`` fitness target: LeNet with MNIST normalization, 10 digit classes."""
+    """The ``lenet-mnist`` fitness target: LeNet with MNIST normalization; classes "0".."9",
+    and "fooling" when the weights have an 11th output."""
+    model = load_lenet(weights_path)
     return Target(
         name="lenet-mnist",
-        model=load_lenet(weights_path),
-        class_names=[str(digit) for digit in range(10)],
+        model=model,
+        class_names=lenet_class_names(model.fc2.out_features),
         input_size=(28, 28),
         channels=1,
         mean=MNIST_MEAN,

@@ -11,6 +11,10 @@ Two data sources (see :mod:`evofool.fitness.mnist_data`):
 The recipe: Adam with a one-cycle learning-rate schedule, random +-2 px shifts, batch 64.
 Everything random comes from ``seed`` (torch for the weight init, a numpy Generator for
 shuffling and shifts), so the same command gives the same weights on the same machine.
+
+Extra training images (``extra_images``/``extra_labels``) join the MNIST ones; label 10 is
+the fooling class of paper sec. 5, and the network then has 11 outputs
+(:mod:`evofool.retrain` trains its DNN_2, DNN_3, ... this way).
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from tqdm import tqdm
 
 from evofool.files import write_json
 
-from .lenet import MNIST_MEAN, MNIST_STD, LeNet, build_lenet_target, save_lenet
+from .lenet import (MNIST_MEAN, MNIST_STD, LeNet, build_lenet_target, lenet_class_names,
+                    save_lenet)
 from .mnist_data import load_idx_mnist, load_torchvision_mnist
 
 HELDOUT = 2000        # with train-5k: the last 2,000 official test images are held out
@@ -63,41 +68,32 @@ def _shift(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return padded[torch.arange(n)[:, None, None], 0, rows, cols].unsqueeze(1)
 
 
+def predict_lenet(weights_path: str | os.PathLike, images: np.ndarray,
+                  batch: int = 1000) -> np.ndarray:
+    """The class each uint8 (N, 28, 28) image gets from the weights as saved (float16 round
+    trip), through the real Target: argmax over all outputs (10, or 11 with the fooling
+    class)."""
+    target = build_lenet_target(torch.device("cpu"), weights_path)
+    predicted = [target.logits(torch.from_numpy(images[start:start + batch]).float()
+                               .div(255).unsqueeze(1)).argmax(dim=1).numpy()
+                 for start in range(0, len(images), batch)]
+    return np.concatenate(predicted) if predicted else np.zeros(0, dtype=np.int64)
+
+
 def _accuracy(weights_path: Path, images: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy of the weights as saved (float16 round trip), through the real Target."""
-    target = build_lenet_target(torch.device("cpu"), weights_path)
-    correct = 0
-    for start in range(0, len(images), 1000):
-        batch = torch.from_numpy(images[start:start + 1000]).float().div(255).unsqueeze(1)
-        predicted = target.logits(batch).argmax(dim=1).numpy()
-        correct += int((predicted == labels[start:start + 1000]).sum())
-    return correct / max(len(images), 1)
+    return float((predict_lenet(weights_path, images) == labels).sum()) / max(len(images), 1)
 
 
-def train_lenet(data_dir: str | os.PathLike | None,
-                out: str | os.PathLike,
-                seed: int = 0,
-                epochs: int = 12,
-                progress: bool = True,
-                download_root: str | os.PathLike | None = None,
-                command: str | None = None) -> dict:
-    """Train LeNet, save float16 safetensors to ``out`` and metrics to ``<out>.json``.
+def load_mnist(data_dir: str | os.PathLike | None,
+               download_root: str | os.PathLike | None = None) -> dict:
+    """MNIST split for training: ``train_images``, ``train_labels``, ``held_out_images``,
+    ``held_out_labels`` (uint8), ``split`` (one line saying which) and ``source``; from the
+    IDX files in ``data_dir``, or torchvision's download when it is None.
 
-    Args:
-        data_dir: folder with MNIST IDX gz files, or None to download via torchvision.
-        out: where to write the weights (atomically).
-        seed: seeds weight init, shuffling and augmentation.
-        epochs: passes over the training images.
-        progress: show a tqdm bar per epoch and print the result.
-        download_root: torchvision download folder (default ``~/.cache/evofool/mnist``).
-        command: the command line that started training, recorded in the sidecar.
-
-    Returns:
-        the metrics also written to the sidecar; ``held_out_accuracy`` is measured by
-        reloading the saved file, i.e. after the float16 round trip.
+    Raises:
+        ValueError: one line naming the file or folder at fault.
     """
-    started = time.perf_counter()
-    out = Path(out)
     if data_dir is not None:
         data = load_idx_mnist(data_dir)
         source = f"IDX files in {data_dir}"
@@ -108,10 +104,18 @@ def train_lenet(data_dir: str | os.PathLike | None,
     train_images, train_labels, held_out_images, held_out_labels, split = _split(data)
     if len(train_images) == 0:
         raise ValueError(f"{data_dir}: no training images")
+    return {"train_images": train_images, "train_labels": train_labels,
+            "held_out_images": held_out_images, "held_out_labels": held_out_labels,
+            "split": split, "source": source}
 
+
+def fit_lenet(train_images: np.ndarray, train_labels: np.ndarray, num_classes: int = 10,
+              seed: int = 0, epochs: int = 12, progress: bool = True) -> LeNet:
+    """The recipe (module docstring) on uint8 (N, 28, 28) images and their labels (0 ..
+    ``num_classes`` - 1); returns the trained model (float32, train mode off)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = LeNet()
+    model = LeNet(num_classes)
     images = torch.from_numpy(train_images).float().div(255).unsqueeze(1)
     labels = torch.from_numpy(train_labels.astype(np.int64))
     mean, std = MNIST_MEAN[0], MNIST_STD[0]
@@ -121,7 +125,6 @@ def train_lenet(data_dir: str | os.PathLike | None,
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=MAX_LR, epochs=epochs, steps_per_epoch=steps_per_epoch)
 
-    train_started = time.perf_counter()
     model.train()
     for epoch in range(epochs):
         order = torch.from_numpy(rng.permutation(len(images)))
@@ -137,16 +140,67 @@ def train_lenet(data_dir: str | os.PathLike | None,
             schedule.step()
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{loss.item():.4f}")
+    return model.eval()
+
+
+def train_lenet(data_dir: str | os.PathLike | None,
+                out: str | os.PathLike,
+                seed: int = 0,
+                epochs: int = 12,
+                progress: bool = True,
+                download_root: str | os.PathLike | None = None,
+                command: str | None = None,
+                extra_images: np.ndarray | None = None,
+                extra_labels: np.ndarray | None = None,
+                data: dict | None = None) -> dict:
+    """Train LeNet, save float16 safetensors to ``out`` and metrics to ``<out>.json``.
+
+    Args:
+        data_dir: folder with MNIST IDX gz files, or None to download via torchvision.
+        out: where to write the weights (atomically).
+        seed: seeds weight init, shuffling and augmentation.
+        epochs: passes over the training images.
+        progress: show a tqdm bar per epoch and print the result.
+        download_root: torchvision download folder (default ``~/.cache/evofool/mnist``).
+        command: the command line that started training, recorded in the sidecar.
+        extra_images, extra_labels: more uint8 (N, 28, 28) training images and their
+            labels, appended to the MNIST training images; a label 10 (the fooling images
+            of paper sec. 5) gives the network an 11th output.
+        data: :func:`load_mnist`'s result, to train several networks from one read of the
+            files (``data_dir`` then only names the source).
+
+    Returns:
+        the metrics also written to the sidecar; ``held_out_accuracy`` is measured by
+        reloading the saved file, i.e. after the float16 round trip, on the held-out MNIST
+        digits (a digit put in the fooling class counts as an error).
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    if data is None:
+        data = load_mnist(data_dir, download_root)
+    train_images, train_labels = data["train_images"], data["train_labels"]
+    extra = 0
+    if extra_images is not None and extra_labels is not None and len(extra_images):
+        extra = len(extra_images)
+        train_images = np.concatenate([train_images, extra_images.astype(np.uint8)])
+        train_labels = np.concatenate([train_labels.astype(np.int64),
+                                       extra_labels.astype(np.int64)])
+    num_classes = max(10, int(train_labels.max()) + 1)
+    lenet_class_names(num_classes)  # 10 or 11 outputs, else ValueError
+
+    train_started = time.perf_counter()
+    model = fit_lenet(train_images, train_labels, num_classes, seed, epochs, progress)
     train_seconds = time.perf_counter() - train_started
 
     save_lenet(model, out)
+    held_out_images, held_out_labels = data["held_out_images"], data["held_out_labels"]
     accuracy = _accuracy(out, held_out_images, held_out_labels)
     metrics = {
         "held_out_accuracy": accuracy,
         "held_out_images": int(len(held_out_images)),
         "train_images": int(len(train_images)),
-        "split": split,
-        "data_source": source,
+        "split": data["split"],
+        "data_source": data["source"],
         "epochs": epochs,
         "batch_size": BATCH_SIZE,
         "optimizer": f"Adam, OneCycleLR max_lr={MAX_LR}",
@@ -160,6 +214,8 @@ def train_lenet(data_dir: str | os.PathLike | None,
         "weights_dtype": "float16",
         "command": command,
     }
+    if num_classes != 10 or extra:
+        metrics.update({"outputs": num_classes, "extra_images": extra})
     write_json(out.with_name(out.name + ".json"), metrics)
     if progress:
         print(f"held-out accuracy {accuracy:.2%} on {len(held_out_images)} images "

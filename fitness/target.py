@@ -18,6 +18,7 @@ How a batch is scored (``scores``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -215,13 +216,25 @@ class Target:
         The softmax is taken in float64 so that confidences near 1 stay distinguishable
         (float32 rounds 1 - 1e-8 to exactly 1.0, which would stall the elite comparison).
         """
-        logits = self.logits(images)
-        probabilities = torch.softmax(logits.double(), dim=1)
+        return self.probabilities(images).cpu().numpy()
+
+    def probabilities(self, images: torch.Tensor, all_classes: bool = False) -> torch.Tensor:
+        """What :meth:`scores` computes, as a float64 tensor on the device, differentiable
+        with respect to ``images`` when called with gradients enabled (gradient ascent);
+        ``all_classes``: every model output's column, not only the scored classes'."""
+        probabilities = torch.softmax(self.forward(self.prepare(images)).double(), dim=1)
         if self.crops > 1:
             probabilities = probabilities.view(len(images), self.crops, -1).mean(dim=1)
-        if self._columns is not None:
+        if self._columns is not None and not all_classes:
             probabilities = probabilities[:, self._columns.to(probabilities.device)]
-        return probabilities.cpu().numpy()
+        return probabilities
+
+    def in_fp32(self) -> "Target":
+        """This target scoring in full precision (itself if it does): what a run's saved
+        PNGs are re-scored with, so ``png_confidence`` is exact whatever ``precision``."""
+        if self.precision == "fp32":
+            return self
+        return dataclasses.replace(self, precision="fp32")
 
     # --- validation --------------------------------------------------------------------
     def check(self) -> None:

@@ -65,6 +65,25 @@ class GenomeType(ABC):
         ``size`` defaults to the genome's own size.
         """
 
+    # --- optional: gradient ascent (evofool.search.gradient_ascent) -------------------------
+    # A differentiable type exposes continuous parameters (pixels, CPPN weights) and renders
+    # from them with torch operations, so a target's gradient reaches them.
+    differentiable: ClassVar[bool] = False
+    pixel_parameters: ClassVar[bool] = False  # the parameters are the image's pixels
+
+    def parameters(self, population: np.ndarray) -> np.ndarray:
+        """The numbers gradient ascent moves: float32 array (N, ...)."""
+        raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
+
+    def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
+        """:meth:`render` of ``population`` with ``parameters`` in place of its own, as torch
+        operations that gradients flow through (rounding to 8 bits passes them straight)."""
+        raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
+
+    def with_parameters(self, population: np.ndarray, parameters: np.ndarray) -> np.ndarray:
+        """A new population: ``population`` with ``parameters``, clipped to their range."""
+        raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
+
     def place(self, device: torch.device, batching: str = "auto") -> None:
         """Where and how ``render`` should work (``runtime.render_device``,
         ``runtime.render_batching``): a runtime choice, never saved with a genome, so an

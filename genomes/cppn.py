@@ -414,6 +414,35 @@ class CppnGenome(GenomeType):
             if self.params.quantize:
                 images.mul_(255.0).round_().div_(255.0)
 
+    # Gradient ascent moves the link weights (topology and activations stay):
+    # :mod:`evofool.genomes.cppn_gradient`.
+    differentiable = True
+
+    def parameters(self, population: np.ndarray) -> np.ndarray:
+        from evofool.genomes.cppn_gradient import link_weights
+        return link_weights(population)
+
+    def with_parameters(self, population: np.ndarray, parameters: np.ndarray) -> np.ndarray:
+        from evofool.genomes.cppn_gradient import with_link_weights
+        return as_population(with_link_weights(population, parameters,
+                                               self.params.weight_limit))
+
+    def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
+        """The exact render of ``population`` (whose weights are ``parameters``), with the
+        gradient of the differentiable drawing passed straight through."""
+        from evofool.genomes.cppn_gradient import draw, hls8_to_rgb, hsv_to_rgb
+        height, width = self.size
+        inputs = coordinate_inputs(height, width, self.params.coordinates, self.reference)
+        raw = torch.stack([draw(graph, row, inputs, self.channels)
+                           for graph, row in zip(population, parameters)])
+        images = raw.abs().clamp(max=1.0)
+        if self.channels == 3:
+            convert = hsv_to_rgb if self.params.color_space == "hsv" else hls8_to_rgb
+            images = convert(images).clamp(0.0, 1.0)
+        images = images.view(len(population), self.channels, height, width)
+        exact = self.render(population).to(images.device)
+        return images + (exact - images).detach()
+
     def describe(self, genome: nx.DiGraph) -> str:
         hidden = sum(1 for _, kind in genome.nodes(data="kind") if kind == "hidden")
         return f"{hidden} hidden nodes, {genome.number_of_edges()} links"

@@ -86,12 +86,32 @@ class DirectGenome(GenomeType):
         return child1, child2
 
     def render(self, population: np.ndarray, size: tuple[int, int] | None = None) -> torch.Tensor:
-        images = torch.from_numpy(np.ascontiguousarray(population, dtype=np.float32))
-        if self.params.quantize:
-            images = torch.floor(images * 255.0).clamp_(0, 255) / 255.0
+        images = self._quantized(torch.from_numpy(np.ascontiguousarray(population,
+                                                                        dtype=np.float32)))
         if size is not None and tuple(size) != tuple(images.shape[-2:]):
             images = F.interpolate(images, size=tuple(size), mode="nearest")
         return images
+
+    def _quantized(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The paper's 8-bit pixels (exactly what a PNG holds), or the floats themselves."""
+        if not self.params.quantize:
+            return pixels
+        return torch.floor(pixels * 255.0).clamp(0, 255) / 255.0
+
+    # Gradient ascent moves the pixels themselves.
+    differentiable = True
+    pixel_parameters = True
+
+    def parameters(self, population: np.ndarray) -> np.ndarray:
+        return np.array(population, dtype=np.float32)
+
+    def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
+        # Straight-through rounding: the model sees the 8-bit image, the gradient reaches
+        # the float pixels, which keep accumulating steps smaller than one 8-bit level.
+        return parameters + (self._quantized(parameters) - parameters).detach()
+
+    def with_parameters(self, population: np.ndarray, parameters: np.ndarray) -> np.ndarray:
+        return np.clip(parameters, 0.0, 1.0).astype(np.float32)
 
     def pack(self, population: np.ndarray) -> dict[str, np.ndarray]:
         return {"pixels": np.asarray(population, dtype=np.float32)}

@@ -366,7 +366,7 @@ def test_rescore_into_an_unwritable_place_is_one_line(capsys, tmp_path, finished
 def test_transfer_and_rescore_with_good_values_still_work(capsys, tmp_path, finished_run):
     assert main(["transfer", str(finished_run), "--model", "lenet-mnist", "--device", "cpu",
                  "--out", str(tmp_path / "transfer"), "--threshold", "1"]) == 0
-    assert "fraction >= 1)" in capsys.readouterr().out
+    assert "at or above 50% and 1," in capsys.readouterr().out
     assert main(["rescore", str(finished_run), "--model", "lenet-mnist", "--device", "cpu",
                  "--out", str(tmp_path / "new" / "scores")]) == 0
     assert (tmp_path / "new" / "scores.csv").is_file()

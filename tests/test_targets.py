@@ -316,3 +316,25 @@ def test_a_python_factory_in_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
     target = build_target("python:my_local_models:build", CPU)
     assert target.class_names[0] == "thing 0"
+
+
+def test_a_bf16_run_records_its_pngs_scored_in_fp32(tmp_path):
+    """model.precision: bf16 scores the search; the saved PNGs are re-scored in fp32, so
+    archive.json holds both figures and png_confidence is the exact one."""
+    import json
+
+    from evofool.config import load_experiment
+    from evofool.fitness.lenet import build_lenet_target
+    from evofool.run_data import read_run
+    from evofool.runner import run_experiment
+    from conftest import small_experiment
+
+    path = small_experiment(tmp_path, model={"spec": "lenet-mnist", "precision": "bf16"})
+    result = run_experiment(load_experiment(path))
+    rows = json.loads((result.run_dir / "archive" / "archive.json").read_text())["classes"]
+    run = read_run(result.run_dir)
+    exact = build_lenet_target("cpu").scores(run.genome_type.render(run.archive.genomes))
+    for row in rows:
+        assert row["png_confidence"] == pytest.approx(exact[row["class"], row["class"]], rel=1e-5)
+    # bf16 keeps ~3 significant digits: the searched figure differs from the exact one
+    assert any(r["png_confidence"] != pytest.approx(r["confidence"], rel=1e-3) for r in rows)

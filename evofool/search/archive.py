@@ -63,7 +63,8 @@ class Archive:
         return len(self.class_names)
 
     def add(self, candidates: np.ndarray, scores: np.ndarray, generation: int,
-            evaluations_before: int, classes: np.ndarray | None = None) -> AddResult:
+            evaluations_before: int, classes: np.ndarray | None = None,
+            cost: int = 1) -> AddResult:
         """Offer every scored candidate to every cell (or only to ``classes``), as pyribs'
         ``add`` does, and say per candidate what happened.
 
@@ -71,6 +72,8 @@ class Archive:
         paper's code; among candidates tied for a cell the earliest wins, as offering them
         one by one would. A row of ``scores`` holding NaN or inf is not a probability vector
         (fp16/bf16 overflow, a broken model): it counts as the lowest score and takes no cell.
+        ``cost``: evaluations each candidate took (an elite's ``evaluations`` counts up to
+        and including it).
         """
         scores = np.asarray(scores)
         if scores.ndim != 2 or scores.shape != (len(candidates), len(self)):
@@ -95,7 +98,7 @@ class Archive:
             self.probabilities[cells] = scores[winners]
             self.genomes[cells] = candidates[winners]
             self.generation[cells] = generation
-            self.evaluations[cells] = evaluations_before + winners + 1
+            self.evaluations[cells] = evaluations_before + (winners + 1) * cost
         return AddResult(status, len(cells), int(len(candidates) - finite.sum()))
 
     def sample_parents(self, n: int, rng: np.random.Generator) -> np.ndarray:

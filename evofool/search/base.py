@@ -51,6 +51,7 @@ class GenerationReport:
     scores: np.ndarray           # (candidates, classes) confidences of this batch
     added: AddResult             # what the archive did with each candidate
     target_class: int | None = None  # the class id a one-class search aimed at (GA)
+    candidates: np.ndarray | None = None  # the batch told (for hooks that keep images)
 
 
 def _chunks(candidates: np.ndarray, size: int) -> list[np.ndarray]:
@@ -89,6 +90,8 @@ class SearchAlgorithm(ABC):
 
     name = ""
     Params: type = NoParams
+    evaluation_cost = 1     # evaluations per candidate told (a forward pass of one image: 1)
+    remote_scoring = True   # score() goes through toolbox.map, so Ray workers may do it
 
     def __init__(self, params, genome_type: GenomeType, class_names: list[str],
                  budget: Budget, seed: int, class_ids: list[int] | None = None,
@@ -133,10 +136,10 @@ class SearchAlgorithm(ABC):
         batch = self.describe_batch()
         added = self.incorporate(candidates, scores)
         self.steps += 1
-        self.evaluations += len(candidates)
+        self.evaluations += self.evaluation_cost * len(candidates)
         self._commit_random_state()
         return GenerationReport(step=self.steps - 1, evaluations=self.evaluations,
-                                scores=scores, added=added, **batch)
+                                scores=scores, added=added, candidates=candidates, **batch)
 
     def step(self) -> GenerationReport:
         """One whole generation: ask, score, tell."""
@@ -160,6 +163,14 @@ class SearchAlgorithm(ABC):
     def describe_batch(self) -> dict:
         """Log fields of the batch being told: its ``generation`` (and ``target_class``)."""
         return {"generation": self.steps}
+
+    def log_fields(self) -> dict:
+        """Extra per-generation log fields an algorithm keeps (JSON-able)."""
+        return {}
+
+    def class_notes(self) -> list[dict] | None:
+        """Extra per-class fields for archive.json (one JSON-able dict per cell), or None."""
+        return None
 
     @property
     def generation(self) -> int:

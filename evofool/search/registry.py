@@ -10,6 +10,7 @@ ENTRY_POINT_GROUP = "evofool.algorithms"
 ALGORITHMS = PluginRegistry("algorithm", SearchAlgorithm, ENTRY_POINT_GROUP, {
     "map_elites": "evofool.search.map_elites:MapElites",
     "ga": "evofool.search.ga:GeneticAlgorithm",
+    "gradient_ascent": "evofool.search.gradient_ascent:GradientAscent",
 })
 register_algorithm = ALGORITHMS.register
 available_algorithms = ALGORITHMS.names

@@ -1,0 +1,292 @@
+"""Gradient ascent on each class's softmax unit: the paper's other way to fool a network.
+
+The paper (sec. 3.5, Fig. 13; its released ``find_fooling_image.py``) starts from the mean
+image plus a little noise and climbs the target class's softmax probability by gradient,
+with a step-size policy that asks each step for a fixed gain of probability::
+
+    desired = min(early_prog, late_prog_mult * (1 - p))      # less, near 1
+    lr      = min(max_lr, desired / ||g||^2)                 # first order: gain ~ lr ||g||^2
+    x      += lr * g;   x = mean + (1 - decay) (x - mean);   optional Gaussian blur
+
+Here every scored class is one archive cell with one image, all ascended in one batch per
+step (a "generation"). Each step scores the images (a forward pass) and takes their
+gradients (a backward pass); a forward pass of one image counts 1 evaluation and a backward
+pass 2 more, so a step costs 3 per image, comparable with evolution's evaluations. A class
+whose image reached ``budget.stop_confidence`` stops ascending (its budget is saved for the
+others). Direct-pixel genomes are rendered as the 8-bit image the archive saves
+(straight-through rounding), so the confidence recorded is the saved PNG's. Genome types
+that expose parameters (``GenomeType.differentiable``) can be refined the same way, starting
+from a run's elites (``start_from``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from evofool.schema import positive
+from evofool.search.archive import AddResult
+from evofool.search.base import SearchAlgorithm
+
+STARTS = ("mean_plus", "randu", "zero")
+# What the log and archive.json record per class: the first step at which the class's
+# image is the model's top-1 ("argmax") and reaches each confidence.
+MILESTONES = ("argmax", "0.99", "0.999", "0.9999")
+FORWARD, BACKWARD = 1, 2  # evaluation-equivalents of one image's forward and backward pass
+
+
+@dataclass
+class GradientAscentParams:
+    """The released code's options and defaults (paper sec. 3.5)."""
+
+    start: str = field(default="mean_plus", metadata={"check": (
+        lambda v: v in STARTS, "mean_plus (the mean image plus N(0, 1) noise on the 0-255 "
+                               "scale), randu (uniform noise) or zero (the mean image)")})
+    # a run directory whose elites (same genome type, same classes) are the starting points
+    start_from: str | None = field(default=None, metadata={"check": (
+        lambda v: 0 < len(v) <= 4096 and v.isprintable(), "a run directory, or null")})
+    decay: float = field(default=0.01, metadata={"check": (
+        lambda v: 0 <= v < 1, "a number in [0, 1): the L2 decay toward the mean per step")})
+    max_lr: float = field(default=1e12, metadata=positive("a positive number"))
+    early_prog: float = field(default=0.03, metadata={"check": (
+        lambda v: 0 < v <= 1, "a number in (0, 1]: the probability gain asked of a step")})
+    late_prog_mult: float = field(default=0.1, metadata={"check": (
+        lambda v: 0 < v <= 1, "a number in (0, 1]: near 1, ask late_prog_mult * (1 - p)")})
+    # Not in the released code: the largest change of any parameter (pixel, in [0, 1]) in
+    # one step. Where p is tiny the first-order step desired / ||g||^2 is huge and throws the
+    # image into a saturated corner it never leaves; null: uncapped, as the released code.
+    max_change: float | None = field(default=0.1, metadata=positive("a positive number or null"))
+    blur_radius: float = field(default=0.0, metadata={"check": (
+        lambda v: v == 0 or 0.3 <= v <= 50, "0 (no blur) or a Gaussian sigma in [0.3, 50] "
+                                            "pixels")})
+    blur_every: int = field(default=1, metadata=positive(at_most=1_000_000))
+
+
+class GradientAscent(SearchAlgorithm):
+    name = "gradient_ascent"
+    Params = GradientAscentParams
+    evaluation_cost = FORWARD + BACKWARD
+    remote_scoring = False  # gradients are taken here, on the run's own target
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        evaluate = getattr(self.toolbox, "evaluate", None)
+        self.target = getattr(evaluate, "target", None)
+        if self.target is None or not hasattr(self.target, "probabilities"):
+            raise ValueError("needs a target it can take gradients of "
+                             "(a run's model)")
+        if not self.genome_type.differentiable:
+            raise ValueError(f"needs a genome type with a differentiable "
+                             f"render (direct), not '{self.genome_type.name}'")
+        if not self.genome_type.pixel_parameters and (self.params.blur_radius
+                                                      or self.params.start_from is None):
+            raise ValueError(f"genome type '{self.genome_type.name}' is ascended in its own "
+                             "parameters: give start_from (a run to refine) and no blur_radius")
+        cells = len(self.archive)
+        self.current: np.ndarray | None = None   # one genome per cell, as of the last tell
+        self.gradients = np.zeros(0, dtype=np.float32)
+        self.own = np.zeros(cells)               # each cell's image's confidence in its class
+        self.active = np.ones(cells, dtype=bool)
+        self.first_step = np.full((cells, len(MILESTONES)), -1, dtype=np.int64)
+        self._cells = np.zeros(0, dtype=np.int64)  # scratch: the cells of the last ask
+        self._pending: tuple[np.ndarray, np.ndarray] | None = None  # scratch of score
+
+    # --- ask ---------------------------------------------------------------------------
+    def propose(self) -> np.ndarray:
+        if self.current is None:
+            self._cells = np.arange(len(self.archive))
+            return self._starts()
+        cells = np.flatnonzero(self.active)
+        self._cells = cells[:self.batch_limit(len(cells) * self.evaluation_cost)
+                            // self.evaluation_cost]
+        return self._ascend(self.current[self._cells], self.gradients[self._cells],
+                            self.own[self._cells])
+
+    def _center(self) -> np.ndarray | float:
+        """Where decay pulls: the model's mean colour for pixels (the paper's mean image),
+        zero for other parameters."""
+        if not self.genome_type.pixel_parameters:
+            return 0.0
+        target = self.target
+        mean = getattr(target, "mean", None) or target.members[0].mean
+        channels = self.genome_type.channels
+        mean = np.array(mean if len(mean) == channels else [np.mean(mean)] * channels,
+                        dtype=np.float32)
+        return mean.reshape(1, channels, 1, 1)
+
+    def _starts(self) -> np.ndarray:
+        if self.params.start_from is not None:
+            return self._elites_of(self.params.start_from)
+        n = len(self.archive)
+        if self.params.start == "randu":
+            return self.genome_type.random(n, self.rng)
+        shape = (n, self.genome_type.channels, *self.genome_type.size)
+        start = np.broadcast_to(self._center(), shape).astype(np.float32)
+        if self.params.start == "mean_plus":  # N(0, 1) on the paper's 0-255 scale
+            start += self.rng.standard_normal(shape, dtype=np.float32) / 255.0
+        return self.genome_type.with_parameters(None, start)
+
+    def _elites_of(self, run_dir: str) -> np.ndarray:
+        """The elites of ``run_dir`` for this run's classes, as this run's genomes."""
+        from evofool.errors import EvofoolError
+        from evofool.run_data import read_run
+        run = read_run(run_dir)
+        where = f"algorithm.start_from '{run_dir}'"
+        if run.genome_type.name != self.genome_type.name:
+            raise EvofoolError(f"{where}: its genomes are '{run.genome_type.name}', this run's "
+                               f"'{self.genome_type.name}'")
+        cell_of = {c: i for i, c in enumerate(run.archive.class_ids)}
+        missing = [c for c in self.archive.class_ids
+                   if c not in cell_of or not run.archive.filled[cell_of[c]]]
+        if missing:
+            raise EvofoolError(f"{where}: has no elite for class(es) {missing[:10]}; it must "
+                               "hold one for every scored class")
+        genomes = run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
+        try:
+            return self.genome_type.unpack(run.genome_type.pack(genomes))
+        except ValueError as exc:  # e.g. another image size
+            raise EvofoolError(f"{where}: its elites do not fit this run's genome: "
+                               f"{exc}") from None
+
+    def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,
+                own: np.ndarray) -> np.ndarray:
+        """One step of the paper's policy for each genome (see the module docstring)."""
+        params = self.params
+        g = torch.from_numpy(gradients)
+        x = torch.from_numpy(_padded(self.genome_type.parameters(genomes), g.shape))
+        if self.genome_type.pixel_parameters:
+            # A pixel at 0 or 1 cannot follow a gradient that points out of [0, 1]; left in,
+            # that part would take the whole step and be clipped away, again and again.
+            g = torch.where(((x <= 0) & (g < 0)) | ((x >= 1) & (g > 0)), 0.0, g)
+        norm2 = g.double().flatten(1).square().sum(1)
+        desired = torch.from_numpy(np.minimum(params.early_prog,
+                                              params.late_prog_mult * (1.0 - own)))
+        lr = torch.minimum(torch.tensor(params.max_lr, dtype=torch.float64),
+                           desired / norm2.clamp_min(1e-300))
+        if params.max_change is not None:
+            largest = g.double().flatten(1).abs().amax(1)
+            lr = torch.minimum(lr, params.max_change / largest.clamp_min(1e-300))
+        lr = torch.where(norm2 > 0, lr, torch.zeros_like(lr))  # no gradient: stay
+        x = x + (lr.view(-1, *[1] * (x.dim() - 1)) * g.double()).float()
+        if params.decay:
+            center = torch.as_tensor(self._center())
+            x = center + (x - center) * (1.0 - params.decay)
+        if params.blur_radius and (self.steps % params.blur_every == 0):
+            x = _gaussian_blur(x, params.blur_radius)
+        return self.genome_type.with_parameters(genomes, x.numpy())
+
+    # --- score: a forward and a backward pass ------------------------------------------
+    def score(self, candidates: np.ndarray) -> np.ndarray:
+        """Confidences of ``candidates`` (the archive's classes) and, kept for the next
+        ask, each one's gradient of its own class's probability."""
+        scores, gradients, top1 = [], [], []
+        class_ids = torch.tensor(self.archive.class_ids)
+        every = self.genome_type.parameters(candidates)
+        for start in range(0, len(candidates), self.chunk_size):
+            chunk = candidates[start:start + self.chunk_size]
+            own = torch.from_numpy(self._cells[start:start + self.chunk_size])
+            with torch.enable_grad():
+                parameters = torch.from_numpy(every[start:start + self.chunk_size].copy())
+                parameters.requires_grad_(True)
+                images = self.genome_type.render_parameters(chunk, parameters)
+                everything = self.target.probabilities(images, all_classes=True)
+                scored = everything[:, class_ids.to(everything.device)]
+                scored[torch.arange(len(chunk)), own.to(scored.device)].sum().backward()
+            gradients.append(parameters.grad.numpy())
+            scores.append(scored.detach().cpu().numpy())
+            top1.append((everything.detach().argmax(dim=1).cpu() == class_ids[own]).numpy())
+        self._pending = (np.concatenate(gradients), np.concatenate(top1))
+        return np.concatenate(scores)
+
+    # --- tell ----------------------------------------------------------------------------
+    def incorporate(self, candidates: np.ndarray, scores: np.ndarray) -> AddResult:
+        if self._pending is None or len(self._pending[0]) != len(candidates):
+            raise ValueError("gradient_ascent: tell() needs the scores of its own score() "
+                             "(they carry the gradients)")
+        gradients, top1 = self._pending
+        self._pending = None
+        cells = self._cells
+        added = self.archive.add(candidates, scores, self.steps, self.evaluations,
+                                 cost=self.evaluation_cost)
+        if self.current is None:
+            self.current = candidates.copy()
+            self.gradients = np.zeros_like(gradients)
+        self.current[cells] = candidates
+        self.gradients[cells] = _padded(gradients, self.gradients.shape[1:])
+        own = scores[np.arange(len(cells)), cells]
+        self.own[cells] = np.where(np.isfinite(own), own, 0.0)
+        reached = np.stack([top1] + [own >= float(m) for m in MILESTONES[1:]], axis=1)
+        first = self.first_step[cells]
+        self.first_step[cells] = np.where((first < 0) & reached, self.steps, first)
+        stop = self.budget.stop_confidence
+        if stop is not None:
+            self.active[cells] = self.own[cells] < stop
+        return added
+
+    def finished(self) -> bool:
+        return ((self.current is not None and not self.active.any())
+                or self.batch_limit(self.evaluation_cost) < self.evaluation_cost  # not 1 image
+                or self.budget_spent(self.generation, self.evaluations, slice(None)))
+
+    def log_fields(self) -> dict:
+        steps = self.evaluations // self.evaluation_cost
+        return {"forward_passes": steps, "backward_passes": steps,
+                "ascending": int(self.active.sum()) if self.current is not None
+                else len(self.archive)}
+
+    def class_notes(self) -> list[dict]:
+        """Per cell: the first step reaching each milestone and its cost in evaluations
+        (3 per step of its own image: the cost of fooling that class alone)."""
+        return [{"first_step": {m: (int(s) if s >= 0 else None) for m, s in zip(MILESTONES, row)},
+                 "evaluation_equivalents": {m: (int(s + 1) * self.evaluation_cost
+                                                if s >= 0 else None)
+                                            for m, s in zip(MILESTONES, row)}}
+                for row in self.first_step]
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        info, arrays = super().state()
+        info["has_current"] = self.current is not None
+        arrays.update(own=self.own, active=self.active, first_step=self.first_step)
+        if self.current is not None:
+            arrays["gradients"] = self.gradients
+            arrays.update({f"current.{k}": v
+                           for k, v in self.genome_type.pack(self.current).items()})
+        return info, arrays
+
+    def load_state(self, info: dict, arrays: dict[str, np.ndarray]) -> None:
+        super().load_state(info, arrays)
+        cells = len(self.archive)
+        self.own = np.asarray(arrays["own"], dtype=np.float64).reshape(cells)
+        self.active = np.asarray(arrays["active"], dtype=bool).reshape(cells)
+        self.first_step = np.asarray(arrays["first_step"], dtype=np.int64).reshape(
+            cells, len(MILESTONES))
+        if info["has_current"]:
+            self.current = self.genome_type.unpack(
+                {k[len("current."):]: v for k, v in arrays.items() if k.startswith("current.")})
+            self.gradients = np.asarray(arrays["gradients"], dtype=np.float32)
+            if len(self.current) != cells or len(self.gradients) != cells:
+                raise ValueError(f"gradient_ascent state for {len(self.current)} cells, "
+                                 f"not {cells}")
+        else:
+            self.current, self.gradients = None, np.zeros(0, dtype=np.float32)
+
+
+def _padded(array: np.ndarray, shape: tuple) -> np.ndarray:
+    """``array`` (N, ...) zero-padded to (N, *shape[1:]) or (N, *shape): a batch of CPPNs
+    has as many weights as its largest graph, fewer than the whole archive's may."""
+    shape = tuple(shape[-(array.ndim - 1):])
+    if array.shape[1:] == shape:
+        return array
+    padded = np.zeros((len(array), *shape), dtype=array.dtype)
+    padded[(slice(None), *[slice(0, n) for n in array.shape[1:]])] = array
+    return padded
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each channel blurred with a Gaussian of ``sigma`` pixels (kernel out to 3 sigma)."""
+    from torchvision.transforms.functional import gaussian_blur
+    size = 2 * math.ceil(3 * sigma) + 1
+    return gaussian_blur(images, [size, size], [sigma, sigma])

@@ -1,0 +1,88 @@
+"""CPPNs with differentiable weights: gradient ascent refines an evolved pattern.
+
+The paper evolves CPPNs and, separately, climbs pixels by gradient (sec. 3.5). Moving a
+CPPN's link weights by gradient instead keeps the image a CPPN pattern (its topology and
+activations never change) while the classifier's gradient reaches the few dozen numbers
+that draw it. Here each graph is evaluated over the pixel grid with ordinary (autograd)
+torch operations, the same function as :func:`evofool.genomes.cppn.evaluate_program`
+(sources summed, then sine / bipolar sigmoid / Gaussian / clipped linear; |o| clipped to
+[0, 1]; HSV or the code's HLS to RGB). The values a model sees still come from the exact
+renderer, with this path's gradient passed straight through (as for 8-bit rounding), so a
+score is the saved PNG's.
+
+The parameters of a graph are its link weights in a fixed order (links sorted by source and
+target id), so they survive a checkpoint, whose JSON may list links in another order.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import torch
+
+from evofool.genomes.cppn_graph import evaluation_order
+
+# activation name -> f(p), as the compiled programs compute it
+_ACTIVATIONS = {
+    "sine": torch.sin,
+    "sigmoid": lambda p: torch.tanh(0.5 * p),  # bipolar sigmoid 2 / (1 + e^-p) - 1
+    "gaussian": lambda p: torch.exp(-p * p),
+    "linear": lambda p: p.clamp(-3.0, 3.0) / 3.0,
+}
+
+
+def links(graph: nx.DiGraph) -> list[tuple]:
+    """The graph's links in parameter order."""
+    return sorted(graph.edges, key=lambda edge: (str(edge[0]), str(edge[1])))
+
+
+def link_weights(population: np.ndarray) -> np.ndarray:
+    """(N, most links) float32: each graph's weights in parameter order, zero-padded."""
+    rows = [[graph.edges[edge]["weight"] for edge in links(graph)] for graph in population]
+    weights = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        weights[i, :len(row)] = row
+    return weights
+
+
+def with_link_weights(population: np.ndarray, weights: np.ndarray, limit: float) -> list:
+    """Copies of the graphs with ``weights`` (clipped to [-limit, limit]) on their links."""
+    graphs = []
+    for graph, row in zip(population, weights):
+        graph = graph.copy()
+        for edge, weight in zip(links(graph), np.clip(row, -limit, limit).tolist()):
+            graph.edges[edge]["weight"] = weight
+        graphs.append(graph)
+    return graphs
+
+
+def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
+         channels: int) -> torch.Tensor:
+    """Raw outputs (channels, pixels) of ``graph`` with ``weights`` (parameter order) on its
+    links; ``inputs``: the (4, pixels) x, y, d, bias planes."""
+    weight = {edge: weights[i] for i, edge in enumerate(links(graph))}
+    value = {name: inputs[i] for i, name in enumerate(("x", "y", "d", "bias"))}
+    nodes, pred = graph._node, graph._pred
+    zero = torch.zeros_like(inputs[0])
+    for node in evaluation_order(graph):
+        total = sum((weight[(source, node)] * value[source] for source in pred[node]), zero)
+        value[node] = _ACTIVATIONS[nodes[node]["activation"]](total)
+    return torch.stack([value.get(f"out{c}", zero) for c in range(channels)])
+
+
+def hsv_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, P) hue (a full turn = 1), saturation, value -> RGB (what ``hsv_to_rgb_``
+    computes in place, here with gradients)."""
+    hue, saturation, value = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+    k = (torch.tensor([5.0, 3.0, 1.0], device=image.device).view(1, 3, 1) + hue * 6.0) % 6.0
+    k = torch.minimum(k, 4.0 - k).clamp(0.0, 1.0)
+    return value - value * saturation * k
+
+
+def hls8_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """The released code's HLS colour (``hls8_to_rgb_``), with gradients."""
+    hue8, lightness, saturation = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+    sextant = ((hue8 * 255.0 * (6.0 / 180.0)) % 6.0) * 2.0
+    k = (torch.tensor([0.0, 8.0, 4.0], device=image.device).view(1, 3, 1) + sextant) % 12.0
+    k = torch.minimum(k - 3.0, 9.0 - k).clamp(-1.0, 1.0)
+    chroma = torch.minimum(lightness, 1.0 - lightness) * saturation
+    return lightness - k * chroma

@@ -1,0 +1,104 @@
+"""Gradient ascent (algorithm: gradient_ascent): the paper's other way to fool a network."""
+import json
+
+import numpy as np
+import pytest
+
+from evofool.cli import main
+from evofool.config import load_experiment
+from evofool.errors import EvofoolError
+from evofool.fitness.lenet import build_lenet_target
+from evofool.run_data import read_run
+from evofool.runner import resume_run, run_experiment
+from evofool.search.gradient_ascent import MILESTONES
+from conftest import small_experiment
+
+ASCENT = {"type": "gradient_ascent", "decay": 0.0}
+
+
+def ascent_experiment(tmp_path, **sections):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return small_experiment(tmp_path, **{
+        "model": {"spec": "lenet-mnist", "classes": [3, 5, 8]}, "algorithm": ASCENT,
+        "budget": {"generations": 150, "stop_confidence": 0.99}, **sections})
+
+
+def test_every_class_climbs_to_the_stop_confidence_in_its_saved_png(tmp_path):
+    result = run_experiment(load_experiment(ascent_experiment(tmp_path)))
+    content = json.loads((result.run_dir / "archive" / "archive.json").read_text())
+    for row in content["classes"]:
+        assert row["png_confidence"] >= 0.99, row
+        steps = [row["first_step"][m] for m in MILESTONES[:2]]  # top-1, then 99%
+        assert None not in steps and steps[0] <= steps[1]
+        assert row["evaluation_equivalents"]["0.99"] == 3 * (steps[1] + 1)
+    # the PNG holds the very pixels scored: re-scoring the saved image gives the same figure
+    run = read_run(result.run_dir)
+    images = run.genome_type.render(run.archive.genomes)
+    again = build_lenet_target("cpu").scores(images)[:, [3, 5, 8]]
+    assert np.diag(again) == pytest.approx(run.archive.confidence, abs=1e-9)
+    # a class that reached the stop confidence stops costing: the run ends early, and the
+    # evaluations are 3 per image per step (forward 1, backward 2)
+    log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
+    assert result.generations < 149
+    assert log[-1]["evaluations"] == 3 * log[-1]["forward_passes"] == 3 * log[-1]["backward_passes"]
+    ascending = [line["ascending"] for line in log]
+    assert ascending == sorted(ascending, reverse=True) and ascending[-1] == 0
+
+
+def test_a_stopped_and_resumed_ascent_repeats_the_uninterrupted_one(tmp_path):
+    budget = {"generations": 24}
+    whole = run_experiment(load_experiment(ascent_experiment(tmp_path / "a", budget=budget)))
+    half = ascent_experiment(tmp_path / "b", budget={"generations": 12})
+    resume_run(run_experiment(load_experiment(half)).run_dir, ["budget.generations=24"])
+    first, second = read_run(whole.run_dir).archive, read_run(tmp_path / "b" / "run").archive
+    assert np.array_equal(first.genomes, second.genomes)
+    assert np.array_equal(first.confidence, second.confidence)
+
+
+def test_ascent_refines_the_elites_of_an_evolved_run(tmp_path):
+    (tmp_path / "evolved").mkdir()
+    evolved = run_experiment(load_experiment(small_experiment(
+        tmp_path / "evolved", model={"spec": "lenet-mnist", "classes": [3, 5, 8]}))).run_dir
+    before = read_run(evolved).archive
+    path = ascent_experiment(tmp_path / "refined", algorithm={**ASCENT, "start_from": str(evolved)},
+                             budget={"generations": 3})
+    after = read_run(run_experiment(load_experiment(path)).run_dir).archive
+    assert np.all(after.confidence >= before.confidence - 1e-9)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    ({"genome": {"type": "cppn"}}, "give start_from (a run to refine)"),
+    ({"evaluation": {"backend": "ray"}}, "use evaluation.backend: local"),
+    ({"algorithm": {**ASCENT, "start": "ones"}}, "algorithm.start"),
+    ({"algorithm": {**ASCENT, "blur_radius": 0.1}}, "algorithm.blur_radius"),
+    ({"algorithm": {**ASCENT, "start_from": "/no/such/run"}}, "/no/such/run"),
+])
+def test_what_ascent_cannot_do_is_one_line(tmp_path, capsys, change, fragment):
+    assert main(["run", str(ascent_experiment(tmp_path, **change))]) != 0
+    message = capsys.readouterr().err.strip()
+    assert fragment in message and len(message.splitlines()) == 1
+
+
+def test_cppns_are_refined_in_their_link_weights_and_stay_cppns(tmp_path):
+    (tmp_path / "evolved").mkdir()
+    evolved = run_experiment(load_experiment(small_experiment(
+        tmp_path / "evolved", genome={"type": "cppn"}, budget={"generations": 2},
+        model={"spec": "lenet-mnist", "classes": [3, 5, 8]}))).run_dir
+    path = ascent_experiment(tmp_path / "refined", genome={"type": "cppn"},
+                             algorithm={**ASCENT, "start_from": str(evolved)},
+                             budget={"generations": 30})
+    before = read_run(evolved).archive
+    after = read_run(run_experiment(load_experiment(path)).run_dir).archive
+    assert np.all(after.confidence >= before.confidence - 1e-9)
+    assert np.any(after.confidence > before.confidence + 1e-3)
+    for old, new in zip(before.genomes, after.genomes):  # same drawing, other weights
+        assert sorted(old.edges) == sorted(new.edges) and dict(old.nodes) == dict(new.nodes)
+
+
+def test_start_from_a_run_of_another_genome_type_is_refused(tmp_path):
+    (tmp_path / "cppn").mkdir()
+    cppn = run_experiment(load_experiment(small_experiment(
+        tmp_path / "cppn", genome={"type": "cppn"}, budget={"generations": 1}))).run_dir
+    path = ascent_experiment(tmp_path / "ascent", algorithm={**ASCENT, "start_from": str(cppn)})
+    with pytest.raises(EvofoolError, match="its genomes are 'cppn', this run's 'direct'"):
+        run_experiment(load_experiment(path))

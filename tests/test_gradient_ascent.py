@@ -102,3 +102,14 @@ def test_start_from_a_run_of_another_genome_type_is_refused(tmp_path):
     path = ascent_experiment(tmp_path / "ascent", algorithm={**ASCENT, "start_from": str(cppn)})
     with pytest.raises(EvofoolError, match="its genomes are 'cppn', this run's 'direct'"):
         run_experiment(load_experiment(path))
+
+
+def test_start_from_a_run_that_draws_differently_is_refused(tmp_path):
+    (tmp_path / "small").mkdir()
+    small = run_experiment(load_experiment(small_experiment(
+        tmp_path / "small", genome={"type": "direct", "size": 14},
+        budget={"generations": 1}))).run_dir
+    path = ascent_experiment(tmp_path / "ascent", algorithm={**ASCENT, "start_from": str(small)})
+    with pytest.raises(EvofoolError, match=r"draws differently \(size: 14 there, None here; "
+                                           r"size \(14, 14\) there, \(28, 28\) here\)"):
+        run_experiment(load_experiment(path))

@@ -20,6 +20,7 @@ from a run's elites (``start_from``).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -137,6 +138,16 @@ class GradientAscent(SearchAlgorithm):
         if run.genome_type.name != self.genome_type.name:
             raise EvofoolError(f"{where}: its genomes are '{run.genome_type.name}', this run's "
                                f"'{self.genome_type.name}'")
+        ours, theirs = dataclasses.asdict(self.genome_type.params), \
+            dataclasses.asdict(run.genome_type.params)
+        differ = [f"{key}: {theirs[key]!r} there, {ours[key]!r} here" for key in ours
+                  if ours[key] != theirs.get(key)]
+        if tuple(run.genome_type.size) != tuple(self.genome_type.size):
+            differ.append(f"size {tuple(run.genome_type.size)} there, "
+                          f"{tuple(self.genome_type.size)} here")
+        if differ:
+            raise EvofoolError(f"{where}: its genome draws differently ({'; '.join(differ[:4])})"
+                               "; give this run the same genome keys")
         cell_of = {c: i for i, c in enumerate(run.archive.class_ids)}
         missing = [c for c in self.archive.class_ids
                    if c not in cell_of or not run.archive.filled[cell_of[c]]]

@@ -94,8 +94,8 @@ def test_lite0_fast_paths_and_subset_agree_with_the_plain_path(lite0, photos):
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_imagenet_experiments_are_valid(path):
     experiment = load_experiment(path)
-    assert experiment.algorithm_type == ("gradient_ascent" if "gradient_ascent" in path.stem
-                                         else "map_elites")
+    assert experiment.algorithm_type == ("gradient_ascent" if "gradient" in path.stem
+                                         or "refine" in path.stem else "map_elites")
     if path.stem.endswith("-quick"):  # the 10 quick classes, Lite0 in every model
         assert "efficientnet-lite0" in experiment.model.specs
         assert experiment.model.classes == QUICK_CLASSES

@@ -17,14 +17,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from evofool.fitness.target import Target
+from evofool.fitness.target import ScoredClasses, Target
 from evofool.schema import show
 
 Combine = Literal["min", "mean"]
 MAX_MEMBERS = 8
 
 
-class Ensemble:
+class Ensemble(ScoredClasses):
     """Members that label their outputs alike, scored together.
 
     Attributes:
@@ -61,18 +61,6 @@ class Ensemble:
         # member is: each member then resizes (and converts) to its own input.
         self.channels = max(m.channels for m in members)
         self.image_size = tuple(max(m.image_size[i] for m in members) for i in range(2))
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def class_ids(self) -> list[int]:
-        return list(range(self.num_classes)) if self.classes is None else list(self.classes)
-
-    @property
-    def scored_names(self) -> list[str]:
-        return [self.class_names[c] for c in self.class_ids]
 
     def in_fp32(self) -> "Ensemble":
         """The ensemble with every member scoring in full precision (Target.in_fp32)."""

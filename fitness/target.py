@@ -54,8 +54,31 @@ def ten_crops(images: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
     return torch.stack(crops, dim=1).reshape(-1, images.shape[1], h, w)
 
 
+class ScoredClasses:
+    """What a scorer with ``class_names`` and ``classes`` (None: all) says about its
+    classes: shared by :class:`Target` and :class:`~evofool.fitness.ensemble.Ensemble`."""
+
+    class_names: list[str]
+    classes: list[int] | None
+
+    @property
+    def num_classes(self) -> int:
+        """How many classes the model outputs (1,000 for ImageNet)."""
+        return len(self.class_names)
+
+    @property
+    def class_ids(self) -> list[int]:
+        """The model outputs that ``scores`` returns, one column each."""
+        return list(range(self.num_classes)) if self.classes is None else list(self.classes)
+
+    @property
+    def scored_names(self) -> list[str]:
+        """The names of :attr:`class_ids`: the archive's cells."""
+        return [self.class_names[c] for c in self.class_ids]
+
+
 @dataclass
-class Target:
+class Target(ScoredClasses):
     """A classifier plus what evolution needs to know about it.
 
     Attributes:
@@ -131,21 +154,6 @@ class Target:
         self.max_batch: int | None = None  # set when a batch had to be split (out of memory)
 
     # --- what the target is ------------------------------------------------------------
-    @property
-    def num_classes(self) -> int:
-        """How many classes the model outputs (1,000 for ImageNet)."""
-        return len(self.class_names)
-
-    @property
-    def class_ids(self) -> list[int]:
-        """The model outputs that ``scores`` returns, one column each."""
-        return list(range(self.num_classes)) if self.classes is None else list(self.classes)
-
-    @property
-    def scored_names(self) -> list[str]:
-        """The names of :attr:`class_ids`: the archive's cells."""
-        return [self.class_names[c] for c in self.class_ids]
-
     @property
     def image_size(self) -> tuple[int, int]:
         """The size at which the target sees a whole image: the genomes' default size."""

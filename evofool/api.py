@@ -346,15 +346,29 @@ class Run:
         """The per-class table as a pandas DataFrame indexed by ``class_id`` (the model
         output), with archive.json's columns: ``class`` (the cell), ``name``,
         ``confidence``, ``png_confidence``, ``generation``, ``evaluations``, ``top1``,
-        ``png`` (file name in the archive folder); empty classes hold NaN/<NA>. Without
+        ``png`` (file name in the archive folder), ``evaluations_to_0.5`` ... ``_0.9999``
+        (evaluations until the elite first reached that confidence); empty classes and
+        milestones not reached hold NaN/<NA>. Without
         pandas, :attr:`classes` holds the same rows as dicts."""
         try:
             import pandas
         except ImportError:
             raise EvofoolError("Run.archive needs pandas: pip install pandas (Run.classes "
                                "holds the same rows as dicts)") from None
-        frame = pandas.DataFrame(self.classes)
-        for column in _NULLABLE_INT_COLUMNS:
+        # per-class dicts (evaluations_to, gradient ascent's first_step) become one column
+        # each: evaluations_to_0.99, first_step_argmax, ...
+        rows, counts = [], set()
+        for row in self.classes:
+            flat = {}
+            for key, value in row.items():
+                if isinstance(value, dict):
+                    flat.update({f"{key}_{sub}": n for sub, n in value.items()})
+                    counts.update(f"{key}_{sub}" for sub in value)
+                else:
+                    flat[key] = value
+            rows.append(flat)
+        frame = pandas.DataFrame(rows)
+        for column in (*_NULLABLE_INT_COLUMNS, *sorted(counts)):
             if column in frame:
                 frame[column] = frame[column].astype("Int64")
         for column in ("confidence", "png_confidence"):

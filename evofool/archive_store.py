@@ -38,7 +38,7 @@ from evofool.run_dirs import resolve_run_dir
 from evofool.schema import MAX_CLASS_ID, MAX_CLASSES  # an experiment's limits, also here
 from evofool.schema import MAX_IMAGE_SIDE as MAX_GENOME_SIDE
 from evofool.schema import from_dict
-from evofool.search.archive import Archive
+from evofool.search.archive import MILESTONES, Archive
 
 FORMAT_VERSION = 1
 ARCHIVE_JSON = "archive.json"
@@ -151,6 +151,7 @@ def class_entries(archive: Archive, png_confidences: list[float | None] | None) 
         entry = asdict(row)
         entry["class"] = entry.pop("cls")
         entry["png"] = png_name(row.class_id, row.name) if archive.filled[row.cls] else None
+        entry["evaluations_to"] = archive.evaluations_to(row.cls)  # query accounting
         if png_confidences is not None:
             value = png_confidences[row.cls]
             entry["png_confidence"] = (float(value) if value is not None
@@ -294,6 +295,11 @@ def check_archive_headers(headers: dict[str, ArrayHeader], classes: int | None, 
         if header.shape != expected:
             raise EvofoolError(f"{source}: array '{prefix}{name}' has shape {header.shape}, "
                                f"expected {expected}")
+    reached = headers.get(prefix + "reached")  # optional: older archives lack it
+    if reached is not None and (reached.dtype.kind not in "iu"
+                                or reached.shape != (n, len(MILESTONES))):
+        raise EvofoolError(f"{source}: array '{prefix}reached' has shape {reached.shape} "
+                           f"({reached.dtype}), expected integers {(n, len(MILESTONES))}")
     return n
 
 
@@ -307,6 +313,9 @@ def check_archive_values(archive: Archive, source: str) -> None:
     if not np.all(np.isfinite(archive.probabilities[cells])):
         raise EvofoolError(f"{source}: array 'probabilities' holds NaN or infinity for a "
                            "filled class, expected finite probabilities")
+    if np.any(archive.reached < -1):
+        raise EvofoolError(f"{source}: array 'reached' holds counts below -1, expected "
+                           "evaluation counts or -1 (not reached)")
     if np.any(archive.generation[cells] < 0) or np.any(archive.evaluations[cells] < 1):
         raise EvofoolError(f"{source}: arrays 'generation'/'evaluations' hold negative counts "
                            "for a filled class, expected counts >= 0")

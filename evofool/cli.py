@@ -51,6 +51,14 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
     s = content["summary"]
     print(f"filled {s['filled']}/{s['classes']}, median {s['median']:.6f}, "
           f">=99%: {s['above_0.99']}, >=99.99%: {s['above_0.9999']}")
+    reached = [row.get("evaluations_to") or {} for row in content["classes"]]
+    if any(any(v is not None for v in r.values()) for r in reached):  # query accounting
+        levels = list(reached[0])
+        print("\nevaluations until the class's elite first reached: " + ", ".join(
+            f">= {float(m):.4g}" for m in levels))
+        for row, counts in zip(content["classes"], reached):
+            print(f"{row.get('class_id', row['class']):>5}  {row['name'][:20]:<20} " + " ".join(
+                f"{'-' if counts.get(m) is None else counts[m]:>10}" for m in levels))
     rows = [row for row in content["classes"] if isinstance(row.get("first_step"), dict)]
     if rows:  # gradient ascent: when each class's image first got there, and at what cost
         milestones = list(rows[0]["first_step"])

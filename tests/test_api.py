@@ -94,17 +94,24 @@ def test_an_experiment_of_the_wrong_kind_is_a_one_line_error():
 
 
 def test_archive_frame_holds_archive_json(tiny):
-    pytest.importorskip("pandas", reason="Run.archive needs pandas (pip install pandas)")
+    pandas = pytest.importorskip("pandas", reason="Run.archive needs pandas (pip install pandas)")
     rows = json.loads((tiny.path / "archive" / "archive.json").read_text())["classes"]
     frame = tiny.archive
     assert list(frame.index) == [row["class_id"] for row in rows]
     assert frame.index.name == "class_id"
-    assert set(frame.columns) == set(rows[0]) - {"class_id"}
-    for row in rows:
+    # a per-class dict (evaluations_to) becomes one column per key
+    flat = [{**{k: v for k, v in row.items() if k != "evaluations_to"},
+             **{f"evaluations_to_{k}": v for k, v in row["evaluations_to"].items()}}
+            for row in rows]
+    assert set(frame.columns) == set(flat[0]) - {"class_id"}
+    assert "evaluations_to_0.99" in frame.columns
+    for row in flat:
         for column, value in row.items():
             if column != "class_id":
-                assert frame.loc[row["class_id"], column] == value, column
+                got = frame.loc[row["class_id"], column]
+                assert (got is pandas.NA) if value is None else got == value, column
     assert str(frame["generation"].dtype) == "Int64"  # integers, even with empty classes
+    assert str(frame["evaluations_to_0.5"].dtype) == "Int64"
 
 
 def test_without_pandas_the_archive_says_how_to_get_it(tiny, monkeypatch):

@@ -75,3 +75,26 @@ def test_nan_and_inf_rows_never_enter_the_archive_and_are_counted():
     # a filled cell is not taken by a later NaN either
     archive.add(np.array([[6.0]]), scores([nan, 0.99]), 2, 5)
     assert archive.genomes[:, 0].tolist() == [5.0, 5.0]
+
+
+def test_each_cell_records_the_evaluation_at_which_it_first_reached_each_milestone():
+    archive = Archive(["a", "b"])
+    archive.add(np.zeros((3, 1)), scores([0.2, 0.1], [0.6, 0.3], [0.95, 0.1]), 0, 0)
+    archive.add(np.zeros((2, 1)), scores([0.991, 0.0], [0.3, 0.99995]), 1, 3, cost=3)
+    # a: 50% by its 2nd candidate, 90% by its 3rd, 99% at the 1st of the next batch (3 + 1*3)
+    assert archive.evaluations_to(0) == {"0.5": 2, "0.9": 3, "0.99": 6, "0.9999": None}
+    # b: every milestone at once, by the 2nd candidate of the second batch (3 + 2*3)
+    assert archive.evaluations_to(1) == {"0.5": 9, "0.9": 9, "0.99": 9, "0.9999": 9}
+    archive.add(np.zeros((1, 1)), scores([0.99999, 0.0]), 2, 9)  # later arrivals keep theirs
+    assert archive.evaluations_to(0)["0.99"] == 6 and archive.evaluations_to(0)["0.9999"] == 10
+
+
+def test_milestones_survive_the_arrays_and_older_archives_load_without_them():
+    genome = DirectGenome(DirectParams(), 1, (4, 4))
+    archive = Archive(["a", "b"])
+    archive.add(genome.random(2, np.random.default_rng(0)), scores([0.7, 0.2], [0.1, 0.95]), 0, 0)
+    arrays = archive.to_arrays(genome.pack)
+    assert np.array_equal(Archive.from_arrays(["a", "b"], arrays, genome.unpack).reached,
+                          archive.reached)
+    older = {k: v for k, v in arrays.items() if k != "reached"}
+    assert (Archive.from_arrays(["a", "b"], older, genome.unpack).reached == -1).all()

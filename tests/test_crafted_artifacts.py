@@ -778,3 +778,21 @@ def test_an_archive_saved_when_the_png_scores_were_nan_is_valid_json_and_loads(
         code, out, err, _ = run_command(capsys, COMMANDS[command](layout))
         assert code == 0 and err == "", (command, err)
     assert load_archive(layout.run)[2]["classes"][0]["png_confidence"] is None
+
+
+def test_a_crafted_milestone_array_is_refused_in_one_line(tmp_path, capsys):
+    """archive/elites.npz with a 'reached' array of the wrong shape or below -1."""
+    from evofool.config import load_experiment
+    from evofool.runner import run_experiment
+    from conftest import small_experiment
+    from evofool.cli import main as cli
+
+    run_dir = run_experiment(load_experiment(small_experiment(
+        tmp_path, budget={"generations": 1}))).run_dir
+    npz = run_dir / "archive" / "elites.npz"
+    arrays = dict(np.load(npz))
+    for bad in (np.zeros((10, 3), dtype=np.int64), np.full((10, 4), -5, dtype=np.int64)):
+        np.savez(npz, **{**arrays, "reached": bad})
+        assert cli(["archive", "show", str(run_dir)]) != 0
+        err = capsys.readouterr().err.strip()
+        assert "'reached'" in err and len(err.splitlines()) == 1

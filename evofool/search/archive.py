@@ -14,6 +14,9 @@ THRESHOLDS = (0.5, 0.9, 0.99, 0.9999)
 NOT_ADDED, IMPROVED, NEW = 0, 1, 2  # per-candidate add status (pyribs' values)
 
 
+MILESTONES = (0.5, 0.9, 0.99, 0.9999)  # confidences whose first arrival each cell records
+
+
 @dataclass
 class AddResult:
     """What :meth:`Archive.add` did with a scored batch."""
@@ -57,6 +60,9 @@ class Archive:
         self.probabilities = np.zeros((n, n), dtype=np.float64)
         self.generation = np.full(n, -1, dtype=np.int64)
         self.evaluations = np.full(n, -1, dtype=np.int64)
+        # query accounting: the evaluation at which each cell's elite first reached each of
+        # MILESTONES (-1: not yet), as black-box attacks are judged (success vs queries)
+        self.reached = np.full((n, len(MILESTONES)), -1, dtype=np.int64)
         self.genomes: np.ndarray | None = None  # population array, one slot per class
 
     def __len__(self) -> int:
@@ -86,6 +92,7 @@ class Archive:
         columns = np.arange(len(self)) if classes is None else np.asarray(classes)
         usable = scores[:, columns] if finite.all() else \
             np.where(finite[:, None], scores[:, columns], -np.inf)
+        self._note_milestones(usable, columns, evaluations_before, cost)
         winners = usable.argmax(axis=0)
         best = usable[winners, np.arange(len(columns))]
         better = np.isfinite(best) & (~self.filled[columns] | (best > self.confidence[columns]))
@@ -100,6 +107,24 @@ class Archive:
             self.generation[cells] = generation
             self.evaluations[cells] = evaluations_before + (winners + 1) * cost
         return AddResult(status, len(cells), int(len(candidates) - finite.sum()))
+
+    def _note_milestones(self, usable: np.ndarray, columns: np.ndarray,
+                         evaluations_before: int, cost: int) -> None:
+        """For each offered cell and milestone not reached yet: the evaluation of the first
+        candidate of this batch at or above it."""
+        for j, level in enumerate(MILESTONES):
+            open_cells = self.reached[columns, j] < 0
+            if not open_cells.any():
+                continue
+            hits = usable[:, open_cells] >= level
+            found = hits.any(axis=0)
+            cells = columns[open_cells][found]
+            self.reached[cells, j] = evaluations_before + (hits[:, found].argmax(axis=0) + 1) * cost
+
+    def evaluations_to(self, cls: int) -> dict[str, int | None]:
+        """Cell ``cls``'s evaluations until its elite first reached each milestone."""
+        return {f"{level:g}": (int(n) if n >= 0 else None)
+                for level, n in zip(MILESTONES, self.reached[cls])}
 
     def sample_parents(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` parents drawn uniformly, with replacement, from the filled cells; an elite that
@@ -138,7 +163,7 @@ class Archive:
         """Fields as arrays; ``pack`` is the genome type's pack function for the elites."""
         arrays = {"filled": self.filled, "confidence": self.confidence,
                   "probabilities": self.probabilities, "generation": self.generation,
-                  "evaluations": self.evaluations}
+                  "evaluations": self.evaluations, "reached": self.reached}
         if self.genomes is not None and self.filled.any():
             cells = np.flatnonzero(self.filled)
             arrays.update({f"genome.{k}": v for k, v in pack(self.genomes[cells]).items()})
@@ -158,6 +183,12 @@ class Archive:
             if value.shape != shape:
                 raise ValueError(f"array '{name}' has shape {value.shape}, expected {shape}")
             setattr(archive, name, value.astype(getattr(archive, name).dtype))
+        if "reached" in arrays:  # archives written before query accounting lack it
+            reached = np.asarray(arrays["reached"])
+            if reached.shape != archive.reached.shape or reached.dtype.kind not in "iu":
+                raise ValueError(f"array 'reached' has shape {reached.shape} ({reached.dtype}), "
+                                 f"expected integers {archive.reached.shape}")
+            archive.reached = reached.astype(np.int64)
         genome_arrays = {k[len("genome."):]: np.asarray(arrays[k])
                          for k in arrays if k.startswith("genome.")}
         cells = np.flatnonzero(archive.filled)

@@ -33,6 +33,9 @@ from evofool.errors import EvofoolError
 from evofool.files import atomic_path, write_text
 from evofool.montage import confidence_label
 from evofool.run_data import RunData, read_run
+from evofool.search.archive import MILESTONES
+
+MILESTONE_KEYS = tuple(f"{level:g}" for level in MILESTONES)  # archive.json's evaluations_to
 
 PAGE_SIZE = 200
 MAX_PNG_BYTES = 64 << 20  # an elite PNG copied into the report
@@ -116,6 +119,7 @@ def _rows(run: RunData) -> list[dict]:
             "class": row["class_id"], "name": row["name"], "confidence": row["confidence"],
             "png_confidence": row.get("png_confidence"), "generation": row["generation"],
             "evaluations": row["evaluations"],
+            "evaluations_to": row.get("evaluations_to") or {},  # query accounting
             "png": png_name(row["class_id"], row["name"]) if filled else None,
             "size": run.genome_type.describe(run.archive.genomes[cls]) if filled else "",
         })
@@ -196,7 +200,9 @@ def _page(run: RunData, rows: list[dict],
         f"<td>{_confidence(row['confidence'], 6)}</td>"
         f"<td>{_confidence(row['png_confidence'], 6)}</td>"
         f"<td>{_cell(row['generation'])}</td><td>{_cell(row['evaluations'])}</td>"
-        f"<td>{_text(row['size'])}</td></tr>" for row in rows)
+        + "".join(f"<td>{_cell(row['evaluations_to'].get(m))}</td>" for m in MILESTONE_KEYS)
+        + f"<td>{_text(row['size'])}</td></tr>" for row in rows)
+    reached_heads = "".join(f"<th>evaluations to {float(m) * 100:g}%</th>" for m in MILESTONE_KEYS)
     finished = info.get("finished")
     status = ("finished" if finished else
               "unfinished: stopped early; 'evofool run --resume RUN_DIR' continues it"
@@ -253,7 +259,7 @@ pre {{ background: #f6f6f6; padding: 0.6em; font-size: 0.8em; }}
 <img src="coverage.png" alt="classes above 50/90/99/99.99% over evaluations">
 <h2>Per class</h2>
 <table><tr><th>class</th><th>name</th><th>confidence</th><th>PNG confidence</th>
-<th>generation</th><th>evaluations</th><th>genome size</th></tr>
+<th>generation</th><th>evaluations</th>{reached_heads}<th>genome size</th></tr>
 {table}
 </table>
 {_ablation_section(ablated)}<h2>Configuration</h2>

@@ -67,6 +67,18 @@ def test_report_opens_in_a_browser_with_every_class_and_plot(finished_run, tmp_p
     assert grid_band.std() > 40, "the screenshot shows no elite images"
 
 
+def test_report_gives_each_class_its_evaluations_to_each_milestone(finished_run):
+    import json
+    rows = json.loads((finished_run / "archive" / "archive.json").read_text())["classes"]
+    page = write_report(finished_run).read_text()
+    assert "<th>evaluations to 50%</th>" in page and "<th>evaluations to 99.99%</th>" in page
+    for row in rows:  # each class's cells, in order: ... evaluations, then the four milestones
+        counts = ["-" if v is None else str(v) for v in row["evaluations_to"].values()]
+        cells = "".join(f"<td>{c}</td>" for c in counts)
+        found = "-" if row["evaluations"] is None else row["evaluations"]
+        assert f"<td>{found}</td>{cells}" in page, row["class"]
+
+
 def test_report_folder_is_self_contained(finished_run, tmp_path):
     index = write_report(finished_run, tmp_path / "elsewhere")
     shutil.rmtree(finished_run)

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from evofool.errors import EvofoolError
-from evofool.files import write_json, write_png, write_text
+from evofool.files import csv_text, write_json, write_png, write_text
 from evofool.montage import confidence_label
 from evofool.readers import MAX_JSON_BYTES, is_int, is_number, read_json, type_name
 from evofool.run_data import RunData, read_run
@@ -358,14 +358,13 @@ def _csv_value(value):
 
 def write_ablation(result: dict, out: str | Path | None = None) -> list[Path]:
     """ablation.json, ablation.csv and ablation.png into ``out`` (default RUN_DIR/ablation)."""
-    from evofool.transfer import _csv
     folder = _out_folder(Path(result["run"]), out)
     rows = [{key: _csv_value(row[key]) for key in SUMMARY_COLUMNS}
             for row in summary_rows(result)]
     paths = [folder / JSON_NAME, folder / CSV_NAME, folder / PNG_NAME]
     try:
         write_json(paths[0], result)
-        write_text(paths[1], _csv(rows) if rows else ",".join(SUMMARY_COLUMNS) + "\n")
+        write_text(paths[1], csv_text(rows, list(SUMMARY_COLUMNS)))
         write_png(paths[2], plot(result))
     except OSError as exc:
         raise EvofoolError(f"cannot write the ablation into '{folder}': "

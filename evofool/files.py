@@ -2,6 +2,8 @@
 artifacts back, bounded and checked: :mod:`evofool.readers`."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -53,6 +55,17 @@ def _finite_or_none(data: Any) -> Any:
     if isinstance(data, (list, tuple)):
         return [_finite_or_none(value) for value in data]
     return data
+
+
+def csv_text(rows: list[dict], columns: list[str] | None = None) -> str:
+    """``rows`` as CSV text with a header: ``columns`` (default: the first row's keys); a
+    missing or None value is an empty field."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns if columns is not None else
+                            list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -46,10 +46,8 @@ CPU retrain repeat exactly, whether or not it was interrupted.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import math
 import os
 import re
@@ -66,8 +64,9 @@ import yaml
 from evofool.config import Experiment, RetrainConfig
 from evofool.cpu_threads import default_threads
 from evofool.errors import EvofoolError
-from evofool.files import write_json, write_npz, write_png, write_text
+from evofool.files import csv_text, write_json, write_npz, write_png, write_text
 from evofool.readers import read_json, read_npz, read_yaml
+from evofool.retrain_report import percent
 from evofool.run_dirs import new_run_dir, point_latest
 from evofool.run_lock import RunDirLock
 from evofool.schema import show
@@ -463,18 +462,14 @@ TABLE_HEADER = (f"{'k':>3} {'outs':>4} {'fooling':>8} {'accuracy':>9} {'real->f'
                 f"{'min':>10} {'evals->99.99%':>13} {'kept':>6} {'s':>5}")
 
 
-def _percent(value: float | None, decimals: int = 2) -> str:
-    return "-" if value is None else f"{100 * value:.{decimals}f}%"
-
-
 def table_line(row: dict) -> str:
     """One iteration as a line of the stdout table (:data:`TABLE_HEADER`)."""
     from evofool.montage import confidence_label
     to_9999 = row["median_evaluations_to_9999"]
     return (f"{row['iteration']:>3} {row['outputs']:>4} {row['fooling_train_images']:>8,} "
-            f"{_percent(row['held_out_accuracy']):>9} {_percent(row['real_as_fooling']):>8} "
-            f"{_percent(row['fooling_recall'], 1):>7} "
-            f"{_percent(row['fooling_recall_held_out'], 1):>7} "
+            f"{percent(row['held_out_accuracy']):>9} {percent(row['real_as_fooling']):>8} "
+            f"{percent(row['fooling_recall'], 1):>7} "
+            f"{percent(row['fooling_recall_held_out'], 1):>7} "
             f"{row['digits_at_99']:>3}/10 {row['digits_at_9999']:>5}/10 "
             f"{confidence_label(row['median_best'], 4):>10} "
             f"{confidence_label(row['min_best'], 4):>10} "
@@ -492,15 +487,14 @@ CSV_COLUMNS = ("iteration", "outputs", "train_images", "fooling_train_images",
 
 
 def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
+    """The table, one column per digit for the per-digit lists."""
+    flat = [{**{c: row[c] for c in CSV_COLUMNS},
+             **{f"best_{d}": v for d, v in enumerate(row["best"])},
+             **{f"evaluations_to_9999_{d}": v for d, v in enumerate(row["evaluations_to_9999"])}}
+            for row in rows]
     columns = list(CSV_COLUMNS) + [f"best_{d}" for d in range(DIGITS)] + [
         f"evaluations_to_9999_{d}" for d in range(DIGITS)]
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([row[c] for c in CSV_COLUMNS] + row["best"] + [
-            "" if v is None else v for v in row["evaluations_to_9999"]])
-    return buffer.getvalue()
+    return csv_text(flat, columns)
 
 
 def write_summary(folder: Path, config: dict, rows: list[dict], finished: bool) -> dict:

@@ -102,7 +102,8 @@ def _embedded(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}">'
 
 
-def _percent(value, decimals: int = 2) -> str:
+def percent(value: float | None, decimals: int = 2) -> str:
+    """``0.99315`` -> ``99.32%`` (``-`` for None): the retrain table's and page's figures."""
     return "-" if value is None else f"{100 * value:.{decimals}f}%"
 
 
@@ -114,10 +115,10 @@ COLUMNS = (
     ("k", lambda r: str(r["iteration"])),
     ("outputs", lambda r: str(r["outputs"])),
     ("fooling images trained on", lambda r: f"{r['fooling_train_images']:,}"),
-    ("held-out accuracy", lambda r: _percent(r["held_out_accuracy"])),
-    ("real digits called fooling", lambda r: _percent(r["real_as_fooling"])),
-    ("recall (trained on)", lambda r: _percent(r["fooling_recall"], 1)),
-    ("recall (held out)", lambda r: _percent(r["fooling_recall_held_out"], 1)),
+    ("held-out accuracy", lambda r: percent(r["held_out_accuracy"])),
+    ("real digits called fooling", lambda r: percent(r["real_as_fooling"])),
+    ("recall (trained on)", lambda r: percent(r["fooling_recall"], 1)),
+    ("recall (held out)", lambda r: percent(r["fooling_recall_held_out"], 1)),
     ("digits >= 99%", lambda r: f"{r['digits_at_99']}/10"),
     ("digits >= 99.99%", lambda r: f"{r['digits_at_9999']}/10"),
     ("median best", lambda r: confidence_label(r["median_best"], 4)),

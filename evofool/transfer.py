@@ -8,7 +8,6 @@ fool one network fool another (sec. 3.3, two LeNets trained from different seeds
 """
 from __future__ import annotations
 
-import csv
 import io
 import re
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from evofool.errors import EvofoolError
-from evofool.files import write_json, write_png, write_text
+from evofool.files import csv_text, write_json, write_png, write_text
 from evofool.fitness.registry import ModelSpec, build_target, resolve_device
 from evofool.run_data import RunData, read_run
 
@@ -62,14 +61,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
-def _csv(rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["class"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_rescore(run_dir: str | Path, model: ModelSpec, out: str | Path | None = None,
                   device: str = "auto") -> tuple[Path, Path, list[dict]]:
     rows = rescore_run(run_dir, model, device)
@@ -77,7 +68,7 @@ def write_rescore(run_dir: str | Path, model: ModelSpec, out: str | Path | None 
     try:
         csv_path, json_path = out.with_suffix(".csv"), out.with_suffix(".json")
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(csv_path, _csv(rows))
+        write_text(csv_path, csv_text(rows, None if rows else ["class"]))
         write_json(json_path, {"run": str(run_dir), "model": model.label, "classes": rows})
     except (OSError, ValueError) as exc:  # ValueError: no file name, a NUL byte
         reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:200]
@@ -130,7 +121,7 @@ def write_transfer(matrix: dict, out: str | Path) -> list[Path]:
              "fraction_at_or_above_0.5": matrix["fraction_half"][i][j],
              "top1_agreement": matrix["top1_agreement"][i][j]}
             for i, run in enumerate(matrix["runs"]) for j, model in enumerate(matrix["models"])]
-    write_text(out / "transfer.csv", _csv(rows))
+    write_text(out / "transfer.csv", csv_text(rows))
     write_json(out / "transfer.json", matrix)
 
     mean = np.array(matrix["mean_confidence"])

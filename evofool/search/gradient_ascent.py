@@ -145,6 +145,9 @@ class GradientAscent(SearchAlgorithm):
         if tuple(run.genome_type.size) != tuple(self.genome_type.size):
             differ.append(f"size {tuple(run.genome_type.size)} there, "
                           f"{tuple(self.genome_type.size)} here")
+        if run.genome_type.channels != self.genome_type.channels:
+            differ.append(f"{run.genome_type.channels} channel(s) there, "
+                          f"{self.genome_type.channels} here")
         if differ:
             raise EvofoolError(f"{where}: its genome draws differently ({'; '.join(differ[:4])})"
                                "; give this run the same genome keys")
@@ -154,12 +157,8 @@ class GradientAscent(SearchAlgorithm):
         if missing:
             raise EvofoolError(f"{where}: has no elite for class(es) {missing[:10]}; it must "
                                "hold one for every scored class")
-        genomes = run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
-        try:
-            return self.genome_type.unpack(run.genome_type.pack(genomes))
-        except ValueError as exc:  # e.g. another image size
-            raise EvofoolError(f"{where}: its elites do not fit this run's genome: "
-                               f"{exc}") from None
+        # same type, keys, size and channels: the elites are genomes of this run as they are
+        return run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
 
     def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,
                 own: np.ndarray) -> np.ndarray:

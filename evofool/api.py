@@ -43,8 +43,8 @@ from evofool.render import check_render_size, elite_cell
 from evofool.run_data import RunData, read_run
 from evofool.runner import resume_run, run_experiment
 
-__all__ = ["run", "load_run", "resume", "sweep", "resume_sweep", "transfer", "train_lenet",
-           "retrain", "models", "Run", "Elite"]
+__all__ = ["run", "load_run", "resume", "sweep", "resume_sweep", "transfer", "export_dataset",
+           "ood", "train_lenet", "retrain", "models", "Run", "Elite"]
 
 # archive.json's integer columns that are null for an empty class: pandas' nullable Int64
 # keeps them integers (a plain column would turn into floats).
@@ -214,6 +214,51 @@ def transfer(runs: list, models: list, threshold: float = 0.99, device: str = "a
     return matrix
 
 
+def _paths_and_trust(runs, trust: bool) -> tuple[list, bool]:
+    """Run directories from :class:`Run` objects or paths (one alone is a list of one), and
+    whether to trust them: ``trust``, or every Run was opened with trust=True."""
+    if isinstance(runs, (str, os.PathLike, Run)):
+        runs = [runs]
+    runs = list(runs)
+    trust = trust or (bool(runs) and all(isinstance(r, Run) and r.trust for r in runs))
+    return [r.path if isinstance(r, Run) else r for r in runs], trust
+
+
+def export_dataset(runs, out: str | Path, threshold: float | None = None, force: bool = False,
+                   trust: bool = False) -> list[dict]:
+    """``evofool export-dataset``: the elites of ``runs`` (:class:`Run` objects or run
+    directories) as an ImageFolder dataset in ``out`` (``OUT/CLASSID_NAME/RUN.png``, the
+    archive PNGs' bytes) with manifest.csv and manifest.json; ``threshold``: only elites at or
+    above it (default: every filled class); ``force``: replace an earlier export in ``out``.
+    Returns the manifest rows (file, class_id, class_name, confidence, model, genome,
+    algorithm, seed, experiment, run, generation, evaluations)."""
+    from evofool.dataset_export import export_dataset as export
+    paths, trust = _paths_and_trust(runs, trust)
+    with trusting_artifacts(trust):
+        return export(paths, out, threshold, force)
+
+
+def ood(sources, model=None, in_dist: str = "mnist-test", data_dir: str | Path | None = None,
+        device: str = "auto", out: str | Path | None = None, fit_images: int = 10_000,
+        seed: int = 0, trust: bool = False) -> list[dict]:
+    """``evofool ood``: OOD detectors of pytorch-ood (``pip install 'evofool[ood]'``)
+    scored on the fooling images of ``sources`` (:class:`Run` objects, run directories or
+    export-dataset folders) against ``in_dist``: ``"mnist-test"`` (the IDX files in
+    ``data_dir``, else ``$EVOFOOL_MNIST_DIR``) or an ImageFolder path. ``model``: ``"SPEC"``
+    or ``"SPEC@WEIGHTS_FILE"`` (default: the sources' own model). With ``out``, writes
+    ood.json and ood.csv there. Returns one row per detector (MaxSoftmax, Energy, ODIN,
+    Mahalanobis): auroc, fpr_at_95_tpr, aupr_in, aupr_out, ood_images, in_dist_images,
+    model, in_dist, settings (evofool/ood.py says how each is scored)."""
+    from evofool.ood import score_ood, write_ood
+    paths, trust = _paths_and_trust(sources, trust)
+    with trusting_artifacts(trust):
+        result = score_ood(paths, None if model is None else _spec(model), in_dist, data_dir,
+                           device, fit_images, seed=seed)
+    if out is not None:
+        write_ood(result, out)
+    return result["rows"]
+
+
 def train_lenet(data_dir: str | Path | None, out: str | Path, seed: int = 0,
                 epochs: int = 12, *, download: bool = False,
                 download_root: str | Path | None = None, progress: bool = True,
@@ -347,7 +392,9 @@ class Run:
         output), with archive.json's columns: ``class`` (the cell), ``name``,
         ``confidence``, ``png_confidence``, ``generation``, ``evaluations``, ``top1``,
         ``png`` (file name in the archive folder), ``evaluations_to_0.5`` ... ``_0.9999``
-        (evaluations until the elite first reached that confidence); empty classes and
+        (evaluations until the elite first reached that confidence), for perturbation runs
+        ``measures_l2``, ``measures_linf``, ``measures_changed_pixels`` (the elite's
+        distortion from the start image); empty classes and
         milestones not reached hold NaN/<NA>. Without
         pandas, :attr:`classes` holds the same rows as dicts."""
         try:
@@ -363,7 +410,8 @@ class Run:
             for key, value in row.items():
                 if isinstance(value, dict):
                     flat.update({f"{key}_{sub}": n for sub, n in value.items()})
-                    counts.update(f"{key}_{sub}" for sub in value)
+                    if key != "measures":  # distortions are floats; the others counts
+                        counts.update(f"{key}_{sub}" for sub in value)
                 else:
                     flat[key] = value
             rows.append(flat)

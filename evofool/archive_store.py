@@ -152,6 +152,9 @@ def class_entries(archive: Archive, png_confidences: list[float | None] | None) 
         entry["class"] = entry.pop("cls")
         entry["png"] = png_name(row.class_id, row.name) if archive.filled[row.cls] else None
         entry["evaluations_to"] = archive.evaluations_to(row.cls)  # query accounting
+        measures = entry.pop("measures")
+        if archive.measures:  # a perturbation's distortion from its start image
+            entry["measures"] = measures
         if png_confidences is not None:
             value = png_confidences[row.cls]
             entry["png_confidence"] = (float(value) if value is not None
@@ -300,6 +303,14 @@ def check_archive_headers(headers: dict[str, ArrayHeader], classes: int | None, 
                                 or reached.shape != (n, len(MILESTONES))):
         raise EvofoolError(f"{source}: array '{prefix}reached' has shape {reached.shape} "
                            f"({reached.dtype}), expected integers {(n, len(MILESTONES))}")
+    measures = [name for name in headers if name.startswith(prefix + "measure.")]
+    if len(measures) > 16:
+        raise EvofoolError(f"{source}: {len(measures)} 'measure.*' arrays, expected at most 16")
+    for name in measures:  # per-cell measures (a perturbation's distortions)
+        header = headers[name]
+        if header.dtype.kind not in "fiu" or header.shape != (n,):
+            raise EvofoolError(f"{source}: array '{name}' has shape {header.shape} "
+                               f"({header.dtype}), expected {n} numbers")
     return n
 
 

@@ -59,6 +59,15 @@ def _cmd_archive_show(args: argparse.Namespace) -> int:
         for row, counts in zip(content["classes"], reached):
             print(f"{row.get('class_id', row['class']):>5}  {row['name'][:20]:<20} " + " ".join(
                 f"{'-' if counts.get(m) is None else counts[m]:>10}" for m in levels))
+    measured = [row for row in content["classes"] if isinstance(row.get("measures"), dict)]
+    if measured:  # perturbations: how far each elite is from the start image
+        names = list(measured[0]["measures"])
+        print("\ndistortion from the start image (pixels in [0, 1]): "
+              + ", ".join(n.replace("_", " ") for n in names))
+        for row in measured:
+            print(f"{row.get('class_id', row['class']):>5}  {row['name'][:20]:<20} " + " ".join(
+                f"{row['measures'][n]:>14.4f}" if n != "changed_pixels"
+                else f"{int(row['measures'][n]):>14,}" for n in names))
     rows = [row for row in content["classes"] if isinstance(row.get("first_step"), dict)]
     if rows:  # gradient ascent: when each class's image first got there, and at what cost
         milestones = list(rows[0]["first_step"])
@@ -143,6 +152,35 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
                   f"{matrix['top1_agreement'][i][j]:>6.0%}")
     written = write_transfer(matrix, args.out)
     print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _cmd_export_dataset(args: argparse.Namespace) -> int:
+    from evofool.api import export_dataset
+    threshold = None if args.threshold is None else _threshold(args.threshold)
+    rows = export_dataset(args.runs, args.out, threshold, force=args.force, trust=args.trust)
+    classes = len({row["class_id"] for row in rows})
+    print(f"wrote {len(rows)} images of {classes} classes from {len(args.runs)} run(s) to "
+          f"{args.out} (an ImageFolder; manifest.csv and manifest.json list them)")
+    return 0
+
+
+def _cmd_ood(args: argparse.Namespace) -> int:
+    import time
+
+    from evofool.api import ood
+    from evofool.ood import format_table
+    start = time.perf_counter()
+    rows = ood(args.sources, args.model, args.in_dist, args.data_dir, args.device, args.out,
+               fit_images=_integer(args.fit_images, "--fit-images"), trust=args.trust)
+    print(f"{rows[0]['ood_images']:,} fooling images (OOD) vs {rows[0]['in_dist_images']:,} "
+          f"{rows[0]['in_dist']} images (in-dist) on {rows[0]['model']}, "
+          f"{time.perf_counter() - start:.1f} s; OOD is the positive class")
+    print(format_table(rows))
+    for row in rows:
+        print(f"{row['detector']}: {row['settings']}")
+    if args.out:
+        print(f"wrote {args.out}/ood.json and ood.csv")
     return 0
 
 
@@ -367,6 +405,33 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--device", default="auto")
     ablate.set_defaults(func=_cmd_ablate)
 
+    export_dataset = commands.add_parser(
+        "export-dataset", help="write the elites of runs as an ImageFolder dataset with a "
+                               "manifest (a fooling set for OOD benchmarks)")
+    export_dataset.add_argument("runs", nargs="+", help="run directories")
+    export_dataset.add_argument("--out", required=True, help="dataset folder to write (new)")
+    export_dataset.add_argument("--threshold",  # checked by _threshold: one line
+                                help="keep only elites at or above this confidence (their "
+                                     "PNG's; default: every filled class)")
+    export_dataset.add_argument("--force", action="store_true",
+                                help="replace a dataset that export-dataset wrote to --out")
+    export_dataset.set_defaults(func=_cmd_export_dataset)
+
+    ood = commands.add_parser(
+        "ood", help="score OOD detectors (pytorch-ood: MaxSoftmax, Energy, ODIN, "
+                    "Mahalanobis) on fooling images vs in-distribution images")
+    ood.add_argument("sources", nargs="+", help="run directories and/or export-dataset folders")
+    ood.add_argument("--model", help="SPEC or SPEC@WEIGHTS_FILE (default: the sources' model)")
+    ood.add_argument("--in-dist", default="mnist-test",
+                     help="mnist-test (default; needs --data-dir or EVOFOOL_MNIST_DIR) or an "
+                          "ImageFolder DIR/CLASS/IMAGE of in-distribution images")
+    ood.add_argument("--data-dir", help="folder of MNIST IDX .gz files (docs/LENET.md)")
+    ood.add_argument("--fit-images", default="10000",
+                     help="MNIST training images to fit Mahalanobis on (default 10000)")
+    ood.add_argument("--out", help="folder for ood.json and ood.csv")
+    ood.add_argument("--device", default="auto")
+    ood.set_defaults(func=_cmd_ood)
+
     compare = commands.add_parser("compare", help="two runs side by side, class by class, or "
                                                   "the runs of a sweep folder")
     compare.add_argument("run_a", help="a run directory, or a sweep folder")
@@ -401,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=_cmd_models)
 
     for command in (run, sweep, show, export, render, report, rescore, transfer, compare,
-                    ablate):
+                    ablate, export_dataset, ood):
         command.add_argument(
             "--trust", action="store_true",
             help="load code that the run directory, archive or genome file names (a "

@@ -120,6 +120,7 @@ def _rows(run: RunData) -> list[dict]:
             "png_confidence": row.get("png_confidence"), "generation": row["generation"],
             "evaluations": row["evaluations"],
             "evaluations_to": row.get("evaluations_to") or {},  # query accounting
+            "measures": row.get("measures") or {},  # a perturbation's distortion
             "png": png_name(row["class_id"], row["name"]) if filled else None,
             "size": run.genome_type.describe(run.archive.genomes[cls]) if filled else "",
         })
@@ -147,6 +148,13 @@ def _config_value(config: dict, section: str, key: str) -> Any:
     if section == "model" and key == "spec" and isinstance(found, list):  # an ensemble
         return f"{value.get('ensemble', 'min')} of " + ", ".join(map(str, found))
     return found
+
+
+def _measure(value) -> str:
+    """A distortion: a count of pixels as an integer, a norm to 4 decimals."""
+    if not isinstance(value, (int, float)) or value != value:
+        return "-"
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4f}"
 
 
 def _number(info: dict, key: str, form: str) -> str | None:
@@ -182,6 +190,7 @@ def _page(run: RunData, rows: list[dict],
     summary = run.archive_json["summary"]
     info = run.info
     title = _text(run.config.get("name", run.run_dir.name))
+    measure_names = list(next((row["measures"] for row in rows if row["measures"]), {}))
     tiles = []
     for row in rows:
         confidence = row["confidence"] if row["confidence"] is not None else -1
@@ -201,8 +210,11 @@ def _page(run: RunData, rows: list[dict],
         f"<td>{_confidence(row['png_confidence'], 6)}</td>"
         f"<td>{_cell(row['generation'])}</td><td>{_cell(row['evaluations'])}</td>"
         + "".join(f"<td>{_cell(row['evaluations_to'].get(m))}</td>" for m in MILESTONE_KEYS)
+        + "".join(f"<td>{_measure(row['measures'].get(m))}</td>" for m in measure_names)
         + f"<td>{_text(row['size'])}</td></tr>" for row in rows)
     reached_heads = "".join(f"<th>evaluations to {float(m) * 100:g}%</th>" for m in MILESTONE_KEYS)
+    reached_heads += "".join(f"<th>distortion {_text(m.replace('_', ' '))}</th>"
+                             for m in measure_names)
     finished = info.get("finished")
     status = ("finished" if finished else
               "unfinished: stopped early; 'evofool run --resume RUN_DIR' continues it"

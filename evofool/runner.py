@@ -67,7 +67,11 @@ def build_scoring(experiment: Experiment) -> tuple[GenomeType, Target]:
     torch.manual_seed(experiment.seed)
     target = experiment.model.build_target(resolve_device(runtime.device))
     genome_cls = get_genome_type(experiment.genome_type)
-    genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
+    try:
+        genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
+        genome_type.ready()
+    except ValueError as exc:
+        raise EvofoolError(f"genome: {exc}") from None
     try:
         genome_type.place(resolve_device(runtime.render_device, "runtime.render_device"),
                           runtime.render_batching)

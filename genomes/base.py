@@ -84,11 +84,29 @@ class GenomeType(ABC):
         """A new population: ``population`` with ``parameters``, clipped to their range."""
         raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
 
+    def ready(self) -> None:
+        """Raise ValueError (one line) when this type cannot make new genomes here (a
+        perturbation whose start image cannot be read); called before a run starts. Saved
+        genomes may still render: their files carry what they need."""
+
     def place(self, device: torch.device, batching: str = "auto") -> None:
         """Where and how ``render`` should work (``runtime.render_device``,
         ``runtime.render_batching``): a runtime choice, never saved with a genome, so an
         archive renders wherever it is opened (on the CPU unless told otherwise). Types with
         one way to render ignore it; a type that cannot honour it raises ValueError."""
+
+    # --- optional: per-image measures an archive keeps per cell (a perturbation's
+    # distortion), and an objective over them (evofool.search.archive.Objective)
+    measure_names: ClassVar[tuple[str, ...]] = ()
+
+    def measures(self, population: np.ndarray) -> dict[str, np.ndarray]:
+        """``{name: (N,) float array}`` for each of ``measure_names``."""
+        return {}
+
+    def objective(self):
+        """An :class:`~evofool.search.archive.Objective` when the most confident image is
+        not simply the best (``objective: min_distortion``), else None."""
+        return None
 
     def describe(self, genome) -> str:
         """A short human-readable size of one genome, for reports (e.g. "784 genes")."""

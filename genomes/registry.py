@@ -9,6 +9,7 @@ ENTRY_POINT_GROUP = "evofool.genomes"
 GENOME_TYPES = PluginRegistry("genome type", GenomeType, ENTRY_POINT_GROUP, {
     "direct": "evofool.genomes.direct:DirectGenome",
     "cppn": "evofool.genomes.cppn:CppnGenome",
+    "perturbation": "evofool.genomes.perturbation:PerturbationGenome",
 })
 register_genome_type = GENOME_TYPES.register
 available_genome_types = GENOME_TYPES.names

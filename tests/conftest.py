@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,17 @@ def mnist_dir() -> Path | None:
     """The real MNIST files, from EVOFOOL_MNIST_DIR or the workplace's shared folder."""
     candidate = Path(os.environ.get("EVOFOOL_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
     return candidate if (candidate / "t10k-images-idx3-ubyte.gz").is_file() else None
+
+
+def real_mnist_dir(what: str) -> Path:
+    """The real MNIST folder for a test marked ``mnist_data``; without it the test is skipped
+    with the reason in the summary (failed under EVOFOOL_REQUIRE_MNIST=1), never passed."""
+    folder = mnist_dir()
+    if folder is None:
+        reason = ("real MNIST not found (set EVOFOOL_MNIST_DIR to a folder with the t10k "
+                  "and the train or train-5k IDX files)")
+        if os.environ.get("EVOFOOL_REQUIRE_MNIST") == "1":
+            pytest.fail(f"EVOFOOL_REQUIRE_MNIST=1 but {reason}")
+        warnings.warn(f"skipping {what}: {reason}")
+        pytest.skip(reason)
+    return folder

@@ -67,7 +67,8 @@ def test_ascent_refines_the_elites_of_an_evolved_run(tmp_path):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ({"genome": {"type": "cppn"}}, "give start_from (a run to refine)"),
+    ({"genome": {"type": "cppn"}, "algorithm": {**ASCENT, "blur_radius": 1.0}},
+     "blur_radius cannot blur"),
     ({"evaluation": {"backend": "ray"}}, "use evaluation.backend: local"),
     ({"algorithm": {**ASCENT, "start": "ones"}}, "algorithm.start"),
     ({"algorithm": {**ASCENT, "blur_radius": 0.1}}, "algorithm.blur_radius"),

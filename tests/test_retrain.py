@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ from evofool.fitness.registry import build_target
 from evofool.readers import read_npz
 from evofool.retrain import ITERATION_JSON, share
 from evofool.runner import run_experiment
-from conftest import REPO, mnist_dir, small_experiment
+from conftest import REPO, real_mnist_dir, small_experiment
 from test_lenet import _synthetic_digits, _write_idx
 
 TIMINGS = ("train_seconds", "evolve_seconds", "seconds")
@@ -290,14 +288,7 @@ def test_the_shipped_retrain_experiment():
 def test_retrain_on_real_mnist(tmp_path):
     """Two quick iterations on the real digits: DNN_1 reads them, DNN_2 has the fooling
     class and recognises the images evolved against DNN_1."""
-    data_dir = mnist_dir()
-    if data_dir is None:
-        reason = ("real MNIST not found (set EVOFOOL_MNIST_DIR to a folder with the train-5k "
-                  "or train and the t10k IDX files)")
-        if os.environ.get("EVOFOOL_REQUIRE_MNIST") == "1":
-            pytest.fail(f"EVOFOOL_REQUIRE_MNIST=1 but {reason}")
-        warnings.warn(f"skipping the real-MNIST retrain: {reason}")
-        pytest.skip(reason)
+    data_dir = real_mnist_dir("the real-MNIST retrain")
     path = tiny_retrain(tmp_path, epochs=1, runs=1, images_per_iteration=300, threshold=0.9)
     summary = evofool.api.retrain(path, data_dir=data_dir, out=tmp_path / "out", echo=False,
                                   budget={"generations": 40},

@@ -7,6 +7,7 @@ argmax names the child that could take each cell, and a child may take many cell
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -17,6 +18,22 @@ NOT_ADDED, IMPROVED, NEW = 0, 1, 2  # per-candidate add status (pyribs' values)
 MILESTONES = (0.5, 0.9, 0.99, 0.9999)  # confidences whose first arrival each cell records
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What makes a cell's image better when it is not simply confidence: among images at or
+    above ``threshold`` confidence the smallest ``measure`` (a distortion) wins; below it,
+    the higher confidence, as always; any image at or above it beats every image below."""
+
+    measure: str
+    threshold: float
+
+    def rank(self, confidence: np.ndarray, measure: np.ndarray) -> np.ndarray:
+        """A number per image that orders them as above (larger is better)."""
+        measure = np.maximum(np.asarray(measure, dtype=np.float64), 0.0)
+        return np.where(confidence >= self.threshold, 3.0 - measure / (1.0 + measure),
+                        confidence)
+
+
 @dataclass
 class AddResult:
     """What :meth:`Archive.add` did with a scored batch."""
@@ -25,6 +42,8 @@ class AddResult:
                          # champion (and filled none), NOT_ADDED otherwise
     cells: int           # cells that changed hands
     nonfinite: int       # candidates whose scores held NaN or inf (never added)
+    measures: dict[str, np.ndarray] | None = None  # the batch's measures, when the archive
+                                                    # records some (distortions)
 
 
 @dataclass
@@ -38,6 +57,7 @@ class ArchiveRow:
     generation: int | None
     evaluations: int | None
     top1: int | None             # class id of the elite's most confident scored class
+    measures: dict[str, float] | None = None  # the elite's measures (distortions), if kept
 
 
 class Archive:
@@ -47,9 +67,17 @@ class Archive:
 
     Cell ``i`` belongs to model output ``class_ids[i]`` named ``class_names[i]``; the ids are
     0..n-1 unless the experiment scores a subset of the model's classes (``model.classes``).
+
+    ``measure``: ``candidates -> {name: (N,) values}`` for genome types whose images have
+    measures worth keeping per cell (a perturbation's distortion), named ``measure_names``;
+    ``objective``: how those measures decide which image keeps a cell (default: the most
+    confident one).
     """
 
-    def __init__(self, class_names: list[str], class_ids: list[int] | None = None) -> None:
+    def __init__(self, class_names: list[str], class_ids: list[int] | None = None,
+                 measure: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None,
+                 measure_names: tuple[str, ...] = (),
+                 objective: Objective | None = None) -> None:
         n = len(class_names)
         self.class_names = list(class_names)
         self.class_ids = list(range(n)) if class_ids is None else [int(c) for c in class_ids]
@@ -64,6 +92,11 @@ class Archive:
         # MILESTONES (-1: not yet), as black-box attacks are judged (success vs queries)
         self.reached = np.full((n, len(MILESTONES)), -1, dtype=np.int64)
         self.genomes: np.ndarray | None = None  # population array, one slot per class
+        self.measure, self.objective = measure, objective
+        self.measures = {name: np.full(n, np.nan) for name in measure_names}
+        if objective is not None and objective.measure not in self.measures:
+            raise ValueError(f"the objective's measure '{objective.measure}' is not one of "
+                             f"the archive's ({', '.join(measure_names) or 'none'})")
 
     def __len__(self) -> int:
         return len(self.class_names)
@@ -93,9 +126,16 @@ class Archive:
         usable = scores[:, columns] if finite.all() else \
             np.where(finite[:, None], scores[:, columns], -np.inf)
         self._note_milestones(usable, columns, evaluations_before, cost)
-        winners = usable.argmax(axis=0)
-        best = usable[winners, np.arange(len(columns))]
-        better = np.isfinite(best) & (~self.filled[columns] | (best > self.confidence[columns]))
+        measures = self.measure(candidates) if self.measure is not None else None
+        ranked, held = usable, self.confidence[columns]
+        if self.objective is not None:
+            values = measures[self.objective.measure]
+            ranked = np.where(np.isfinite(usable), self.objective.rank(usable, values[:, None]),
+                              -np.inf)
+            held = self.objective.rank(held, self.measures[self.objective.measure][columns])
+        winners = ranked.argmax(axis=0)
+        best = ranked[winners, np.arange(len(columns))]
+        better = np.isfinite(best) & (~self.filled[columns] | (best > held))
         cells, winners = columns[better], winners[better]
         status = np.zeros(len(candidates), dtype=np.int8)
         if len(cells):
@@ -106,7 +146,16 @@ class Archive:
             self.genomes[cells] = candidates[winners]
             self.generation[cells] = generation
             self.evaluations[cells] = evaluations_before + (winners + 1) * cost
-        return AddResult(status, len(cells), int(len(candidates) - finite.sum()))
+            for name, values in (measures or {}).items():
+                self.measures[name][cells] = values[winners]
+        return AddResult(status, len(cells), int(len(candidates) - finite.sum()), measures)
+
+    def fitness(self, confidence: np.ndarray, measures: dict[str, np.ndarray] | None) -> np.ndarray:
+        """What a one-class search should maximize so that it agrees with the cell: the
+        confidence, or the objective's rank of it and the batch's ``measures``."""
+        if self.objective is None:
+            return confidence
+        return self.objective.rank(confidence, measures[self.objective.measure])
 
     def _note_milestones(self, usable: np.ndarray, columns: np.ndarray,
                          evaluations_before: int, cost: int) -> None:
@@ -155,7 +204,9 @@ class Archive:
                 confidence=float(self.confidence[c]) if filled else None,
                 generation=int(self.generation[c]) if filled else None,
                 evaluations=int(self.evaluations[c]) if filled else None,
-                top1=self.class_ids[int(self.probabilities[c].argmax())] if filled else None))
+                top1=self.class_ids[int(self.probabilities[c].argmax())] if filled else None,
+                measures={name: float(values[c]) for name, values in self.measures.items()}
+                if filled and self.measures else None))
         return rows
 
     # --- plain-array form, for npz files (no pickle) -------------------------------------
@@ -164,6 +215,7 @@ class Archive:
         arrays = {"filled": self.filled, "confidence": self.confidence,
                   "probabilities": self.probabilities, "generation": self.generation,
                   "evaluations": self.evaluations, "reached": self.reached}
+        arrays.update({f"measure.{name}": values for name, values in self.measures.items()})
         if self.genomes is not None and self.filled.any():
             cells = np.flatnonzero(self.filled)
             arrays.update({f"genome.{k}": v for k, v in pack(self.genomes[cells]).items()})
@@ -189,6 +241,13 @@ class Archive:
                 raise ValueError(f"array 'reached' has shape {reached.shape} ({reached.dtype}), "
                                  f"expected integers {archive.reached.shape}")
             archive.reached = reached.astype(np.int64)
+        for key in arrays:  # per-cell measures (a perturbation's distortions), if kept
+            if key.startswith("measure."):
+                values = np.asarray(arrays[key])
+                if values.shape != (n,) or values.dtype.kind not in "fiu":
+                    raise ValueError(f"array '{key}' has shape {values.shape} ({values.dtype}), "
+                                     f"expected {n} numbers")
+                archive.measures[key[len("measure."):]] = values.astype(np.float64)
         genome_arrays = {k[len("genome."):]: np.asarray(arrays[k])
                          for k in arrays if k.startswith("genome.")}
         cells = np.flatnonzero(archive.filled)

@@ -99,7 +99,10 @@ class SearchAlgorithm(ABC):
         self.params = params
         self.genome_type = genome_type
         self.budget = budget
-        self.archive = Archive(class_names, class_ids)
+        measure_names = tuple(getattr(genome_type, "measure_names", ()))
+        self.archive = Archive(class_names, class_ids,
+                               measure=genome_type.measures if measure_names else None,
+                               measure_names=measure_names, objective=genome_type.objective())
         self.chunk_size = chunk_size
         numpy_seed, python_seed = np.random.SeedSequence(seed).spawn(2)
         self.rng = np.random.Generator(np.random.PCG64(numpy_seed))
@@ -236,4 +239,5 @@ class SearchAlgorithm(ABC):
                           if k.startswith("archive.")}
         restored = Archive.from_arrays(self.archive.class_names, archive_arrays,
                                        self.genome_type.unpack, self.archive.class_ids)
+        restored.measure, restored.objective = self.archive.measure, self.archive.objective
         self.archive.__dict__.update(restored.__dict__)

@@ -104,7 +104,8 @@ class GeneticAlgorithm(SearchAlgorithm):
     def incorporate(self, candidates: np.ndarray, scores: np.ndarray) -> AddResult:
         added = self.archive.add(candidates, scores, self.class_steps, self.evaluations,
                                  classes=[self.target])
-        fitness = np.where(np.isfinite(scores).all(axis=1), scores[:, self.target], -np.inf)
+        fitness = np.where(np.isfinite(scores).all(axis=1),
+                           self.archive.fitness(scores[:, self.target], added.measures), -np.inf)
         if self.population is None:
             self.population, self.fitness = candidates, fitness
         else:

@@ -16,7 +16,9 @@ whose image reached ``budget.stop_confidence`` stops ascending (its budget is sa
 others). Direct-pixel genomes are rendered as the 8-bit image the archive saves
 (straight-through rounding), so the confidence recorded is the saved PNG's. Genome types
 that expose parameters (``GenomeType.differentiable``) can be refined the same way, starting
-from a run's elites (``start_from``).
+from a run's elites (``start_from``), from ``randu`` (the type's random genomes) or from zero
+parameters (``zero``; ``mean_plus`` adds the N(0, 1/255) noise): for a perturbation genome,
+zero is its start image, and the ascent is a white-box attack in the perturbation's ball.
 """
 from __future__ import annotations
 
@@ -81,10 +83,9 @@ class GradientAscent(SearchAlgorithm):
         if not self.genome_type.differentiable:
             raise ValueError(f"needs a genome type with a differentiable "
                              f"render (direct), not '{self.genome_type.name}'")
-        if not self.genome_type.pixel_parameters and (self.params.blur_radius
-                                                      or self.params.start_from is None):
+        if not self.genome_type.pixel_parameters and self.params.blur_radius:
             raise ValueError(f"genome type '{self.genome_type.name}' is ascended in its own "
-                             "parameters: give start_from (a run to refine) and no blur_radius")
+                             "parameters, which blur_radius cannot blur: leave it out")
         cells = len(self.archive)
         self.current: np.ndarray | None = None   # one genome per cell, as of the last tell
         self.gradients = np.zeros(0, dtype=np.float32)
@@ -123,11 +124,16 @@ class GradientAscent(SearchAlgorithm):
         n = len(self.archive)
         if self.params.start == "randu":
             return self.genome_type.random(n, self.rng)
-        shape = (n, self.genome_type.channels, *self.genome_type.size)
+        genomes = None
+        if self.genome_type.pixel_parameters:
+            shape = (n, self.genome_type.channels, *self.genome_type.size)
+        else:  # random genomes with zero parameters (a perturbation's: its start image)
+            genomes = self.genome_type.random(n, self.rng)
+            shape = self.genome_type.parameters(genomes).shape
         start = np.broadcast_to(self._center(), shape).astype(np.float32)
         if self.params.start == "mean_plus":  # N(0, 1) on the paper's 0-255 scale
             start += self.rng.standard_normal(shape, dtype=np.float32) / 255.0
-        return self.genome_type.with_parameters(None, start)
+        return self.genome_type.with_parameters(genomes, start)
 
     def _elites_of(self, run_dir: str) -> np.ndarray:
         """The elites of ``run_dir`` for this run's classes, as this run's genomes."""

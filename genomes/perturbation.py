@@ -85,19 +85,26 @@ class PerturbationGenome(GenomeType):
     Params = PerturbationParams
     measure_names = MEASURES
 
-    def __init__(self, params: PerturbationParams, channels: int,
-                 size: tuple[int, int]) -> None:
+    def __init__(self, params: PerturbationParams, channels: int, size: tuple[int, int],
+                 start_pixels: np.ndarray | None = None) -> None:
+        """``start_pixels``: uint8 (channels, height, width) to start from instead of what
+        ``params.start`` names (which then only labels it), as :mod:`evofool.attacks` does."""
         super().__init__(params, channels, size)
         # The start image travels with every packed population (archives, checkpoints,
         # genome files), so a run's images render where its source is absent (no MNIST
         # files, another machine); a fresh run needs the source (``ready``).
+        self.start: StartImage | None = None
         self._start_levels: torch.Tensor | None = None
         self._start_error: str | None = None
-        try:
-            self.start = load_start_image(params.start, channels, self.size, params.mnist_dir)
-            self._start_levels = torch.from_numpy(self.start.pixels).float()[None]
-        except ValueError as exc:
-            self.start, self._start_error = None, str(exc)
+        if start_pixels is not None:
+            self._adopt_start(np.asarray(start_pixels)[None])
+        else:
+            try:
+                self.start = load_start_image(params.start, channels, self.size,
+                                              params.mnist_dir)
+                self._start_levels = torch.from_numpy(self.start.pixels).float()[None]
+            except ValueError as exc:
+                self._start_error = str(exc)
         side = min(params.basis_size, *self.size)
         self.basis_shape = (channels, *self.size) if params.basis == "full" \
             else (channels, side, side)

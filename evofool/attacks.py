@@ -121,19 +121,8 @@ class FoolingAttack:
     def _target(self, images: torch.Tensor) -> Target:
         if isinstance(self.model, Target):
             return self.model
-        bounds = getattr(self.model, "bounds", (0, 1))
-        if tuple(float(b) for b in bounds) != (0.0, 1.0):
-            raise EvofoolError(f"FoolingAttack: the model's bounds are {tuple(bounds)}, "
-                               "expected (0, 1)")
-        channels, size = images.shape[1], tuple(images.shape[-2:])
-        module = self.model if isinstance(self.model, torch.nn.Module) else _Callable(self.model)
-        device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        with torch.inference_mode():
-            classes = module(torch.zeros(1, channels, *size, device=device)).shape[-1]
-        return Target(name="model", model=module.eval(),
-                      class_names=[str(c) for c in range(classes)], input_size=size,
-                      channels=channels, mean=self.mean or (0.0,) * channels,
-                      std=self.std or (1.0,) * channels, device=device)
+        return target_from_model(self.model, images.shape[1], tuple(images.shape[-2:]),
+                                 self.mean, self.std)
 
     def _attack_one(self, target: Target, pixels: np.ndarray, goal: int,
                     index: int) -> tuple[torch.Tensor, bool, int]:
@@ -182,6 +171,28 @@ class FoolingAttack:
             confidence[goal] = -1.0
         cell = goal if self.targeted else int(confidence.argmax())
         return archive.genomes[cell:cell + 1]
+
+
+def target_from_model(model, channels: int, size: tuple[int, int], mean=None, std=None,
+                      class_names: list[str] | None = None, name: str = "model") -> Target:
+    """An evofool target for a torchattacks- or Foolbox-style model (pixels in [0, 1] in,
+    logits out; ``mean``/``std``: normalization evofool applies first, if the model does not
+    itself). A ``python:MODULE:FACTORY`` model spec may return this, so such a model is the
+    target of any experiment."""
+    bounds = getattr(model, "bounds", (0, 1))
+    if tuple(float(b) for b in bounds) != (0.0, 1.0):
+        raise EvofoolError(f"the model's bounds are {tuple(bounds)}, expected (0, 1)")
+    module = model if isinstance(model, torch.nn.Module) else _Callable(model)
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    with torch.inference_mode():
+        classes = module(torch.zeros(1, channels, *size, device=device)).shape[-1]
+    if class_names is not None and len(class_names) != classes:
+        raise EvofoolError(f"{len(class_names)} class names for a model with {classes} outputs")
+    return Target(name=name, model=module.eval(),
+                  class_names=class_names or [str(c) for c in range(classes)],
+                  input_size=tuple(size), channels=channels,
+                  mean=tuple(mean) if mean is not None else (0.0,) * channels,
+                  std=tuple(std) if std is not None else (1.0,) * channels, device=device)
 
 
 class _Callable(torch.nn.Module):

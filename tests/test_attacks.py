@@ -106,3 +106,27 @@ def test_torchattacks_and_fooling_attack_run_in_the_same_loop():
         assert adversarial.shape == images.shape
         assert float((adversarial - images).abs().max()) <= 0.1 + 1 / 255
     assert np.isfinite(attack.queries.numpy()).all()
+
+
+def test_a_torchattacks_style_model_is_the_target_of_an_experiment(tmp_path, monkeypatch):
+    """A model that takes [0, 1] pixels (normalization inside) serves a whole run through a
+    python: factory returning target_from_model."""
+    from evofool.config import load_experiment
+    from evofool.runner import run_experiment
+    from conftest import small_experiment
+    (tmp_path / "attack_models.py").write_text(
+        "from evofool.attacks import target_from_model\n"
+        "from test_attacks import Normalized\n"
+        "def lenet():\n"
+        "    return target_from_model(Normalized(), 1, (28, 28), name='lenet-0-1')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = small_experiment(tmp_path, model="python:attack_models:lenet",
+                            budget={"generations": 2})
+    result = run_experiment(load_experiment(path))
+    (tmp_path / "shipped").mkdir()
+    shipped = small_experiment(tmp_path / "shipped", budget={"generations": 2})
+    same = run_experiment(load_experiment(shipped))
+    # the same LeNet, normalized inside or by evofool: the same search, the same confidences
+    assert ([row["confidence"] for row in result.archive_json["classes"]]
+            == pytest.approx([row["confidence"] for row in same.archive_json["classes"]]))

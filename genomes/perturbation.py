@@ -189,6 +189,8 @@ class PerturbationGenome(GenomeType):
             if restore[i]:
                 window[...] = 0.0
             elif self.params.norm == "linf":
+                if np.all(window == values[i][:, None, None]):  # as Square: always a change
+                    values[i] = -values[i]
                 window[...] = values[i][:, None, None]
             else:
                 window += values[i][:, None, None] * self._scale_per_cell()

@@ -41,6 +41,22 @@ def small_experiment(tmp_path: Path, **sections) -> Path:
     return path
 
 
+def direct_and_cppn_runs(root: Path, generations: int, named: bool = False) -> dict[str, Path]:
+    """A finished tiny MAP-Elites run of each built-in genome type on the shipped LeNet
+    (``named``: experiments called tiny_direct, tiny_cppn); {genome: run directory}."""
+    from evofool.config import load_experiment
+    from evofool.runner import run_experiment
+    paths = {}
+    for genome in ("direct", "cppn"):
+        folder = root / genome
+        folder.mkdir()
+        names = {"name": f"tiny_{genome}"} if named else {}
+        run_experiment(load_experiment(small_experiment(
+            folder, genome={"type": genome}, budget={"generations": generations}, **names)))
+        paths[genome] = folder / "run"
+    return paths
+
+
 @pytest.fixture
 def experiment_file(tmp_path: Path) -> Path:
     return small_experiment(tmp_path)

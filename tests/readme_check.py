@@ -10,7 +10,8 @@ In a copy of the repository's tracked files (so nothing is written into the chec
   ``budget.generations=3``), so the whole README takes a few minutes;
 - ``pip`` and ``python -m venv`` lines are skipped: this environment is the installed one;
 - ``<!-- readme-check: skip (why) -->`` right before a block skips it;
-  ``<!-- readme-check: needs MNIST_DIR -->`` runs it with ``MNIST_DIR`` replaced by
+  ``<!-- readme-check: needs MNIST_DIR -->`` runs it with ``MNIST_DIR`` (a word, or after
+  ``=``) replaced by
   ``$EVOFOOL_MNIST_DIR``, and skips it when that is unset.
 
 Exit status 0 when every command that ran succeeded; skipped blocks are listed with why.
@@ -107,7 +108,7 @@ def run_readme(readme: Path, workdir: Path) -> tuple[list[str], list[str]]:
         if block.language == "python":
             jobs = [[sys.executable, "-c", "\n".join(block.lines)]]
         elif block.language == "bash":
-            jobs = [[mnist if word == "MNIST_DIR" else word for word in words]
+            jobs = [[re.sub(r"(?<!\w)MNIST_DIR\b", mnist, word) for word in words]
                     for words in commands(block)]
         else:
             continue

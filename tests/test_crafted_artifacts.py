@@ -37,7 +37,7 @@ from evofool.errors import EvofoolError
 from evofool.render import save_genome_json
 from evofool.runner import run_experiment
 from evofool.run_data import log_prefix
-from conftest import REPO, small_experiment
+from conftest import REPO, direct_and_cppn_runs, small_experiment
 
 SECRET = "evofool-secret-7f3a9c"  # the content of files outside the run that must not leak
 SECONDS = 5.0
@@ -49,15 +49,7 @@ GIB = 1 << 30
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A finished direct and CPPN MAP-Elites run (never modified: cases work on copies)."""
-    root = tmp_path_factory.mktemp("pristine")
-    paths = {}
-    for genome in ("direct", "cppn"):
-        folder = root / genome
-        folder.mkdir()
-        run_experiment(load_experiment(small_experiment(
-            folder, genome={"type": genome}, budget={"generations": 3})))
-        paths[genome] = folder / "run"
-    return paths
+    return direct_and_cppn_runs(tmp_path_factory.mktemp("pristine"), 3)
 
 
 @dataclass
@@ -782,9 +774,6 @@ def test_an_archive_saved_when_the_png_scores_were_nan_is_valid_json_and_loads(
 
 def test_a_crafted_milestone_array_is_refused_in_one_line(tmp_path, capsys):
     """archive/elites.npz with a 'reached' array of the wrong shape or below -1."""
-    from evofool.config import load_experiment
-    from evofool.runner import run_experiment
-    from conftest import small_experiment
     from evofool.cli import main as cli
 
     run_dir = run_experiment(load_experiment(small_experiment(

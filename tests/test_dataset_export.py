@@ -13,24 +13,14 @@ import evofool
 import evofool.api
 import evofool.dataset_export as dataset_export
 from evofool.cli import main
-from evofool.config import load_experiment
 from evofool.errors import EvofoolError
-from evofool.runner import run_experiment
-from conftest import small_experiment
+from conftest import direct_and_cppn_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A direct and a CPPN run on the shipped LeNet (10 classes each)."""
-    root = tmp_path_factory.mktemp("runs")
-    paths = {}
-    for genome in ("direct", "cppn"):
-        folder = root / genome
-        folder.mkdir()
-        run_experiment(load_experiment(small_experiment(
-            folder, name=f"tiny_{genome}", genome={"type": genome}, budget={"generations": 3})))
-        paths[genome] = folder / "run"
-    return paths
+    return direct_and_cppn_runs(tmp_path_factory.mktemp("runs"), 3, named=True)
 
 
 def archive_rows(run: Path) -> list[dict]:

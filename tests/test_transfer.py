@@ -7,24 +7,16 @@ import torch
 
 from evofool.cli import main
 from evofool.compare import compare_runs
-from evofool.config import load_experiment
 from evofool.fitness.lenet import LeNet, save_lenet
-from evofool.runner import run_experiment
 from evofool.transfer import ModelSpec, rescore_run, transfer_matrix, write_transfer
-from conftest import small_experiment
+from conftest import direct_and_cppn_runs
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A direct and a CPPN run on the shipped LeNet, and a second, untrained LeNet."""
     root = tmp_path_factory.mktemp("runs")
-    paths = {}
-    for genome in ("direct", "cppn"):
-        folder = root / genome
-        folder.mkdir()
-        experiment = small_experiment(folder, genome={"type": genome}, budget={"generations": 8})
-        run_experiment(load_experiment(experiment))
-        paths[genome] = folder / "run"
+    paths = direct_and_cppn_runs(root, 8)
     torch.manual_seed(3)
     save_lenet(LeNet(), root / "other.safetensors")
     paths["other"] = root / "other.safetensors"

@@ -24,6 +24,7 @@ files (``--mnist-dir`` or ``$EVOFOOL_MNIST_DIR``). Every attack runs with one se
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -37,7 +38,7 @@ import torch
 from evofool.attacks import FoolingAttack
 
 QUICK_CLASSES = [15, 84, 145, 293, 327, 429, 546, 565, 761, 779]
-PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat")
+PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "cat")  # --photos takes the first N
 
 
 class Normalized(torch.nn.Module):
@@ -67,13 +68,13 @@ def mnist_task(count: int, folder: str, device: torch.device):
     return model, images, labels, (labels + 1) % 10, [(0.2, "0.2"), (0.3, "0.3")]
 
 
-def imagenet_task(device: torch.device):
+def imagenet_task(count: int, device: torch.device):
     from evofool.fitness.registry import build_target
     from evofool.genomes.start_images import load_start_image
     target = build_target("efficientnet-lite0", device)
     model = Normalized(target.model, target.mean, target.std).to(device)
     photos = [load_start_image(f"skimage:{name}", 3, target.input_size).pixels
-              for name in PHOTOS]
+              for name in PHOTOS[:count]]
     images = torch.from_numpy(np.stack(photos)).float().div(255).to(device)
     with torch.no_grad():
         labels = model(images).argmax(1)  # no ground truth: the model's own reading
@@ -127,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mnist-dir", default=os.environ.get("EVOFOOL_MNIST_DIR"))
     parser.add_argument("--queries", type=int, default=2000, help="per image, MNIST")
     parser.add_argument("--imagenet-queries", type=int, default=1000, help="per image, Lite0")
+    parser.add_argument("--photos", type=int, default=3, help=f"the first N of {PHOTOS}")
     parser.add_argument("--pgd-steps", type=int, default=40)
     parser.add_argument("--methods", default="evofool,Square,PGD")
     parser.add_argument("--device", default="cpu")
@@ -134,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
-    try:
-        import torchattacks  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("torchattacks") is None:
         print("vs_attacks needs torchattacks: pip install --no-deps torchattacks "
               "(README, Install)", file=sys.stderr)
         return 2
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             task, budget = mnist_task(args.mnist_images, args.mnist_dir, device), args.queries
         else:
-            task, budget = imagenet_task(device), args.imagenet_queries
+            task, budget = imagenet_task(args.photos, device), args.imagenet_queries
         model, images, labels, goals, bounds = task
         for eps, shown in bounds:
             for targeted in (False, True):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ def build_scoring(experiment: Experiment) -> tuple[GenomeType, Target]:
     torch.set_num_threads(runtime.threads or default_threads())
     torch.manual_seed(experiment.seed)
     target = experiment.model.build_target(resolve_device(runtime.device))
+    warn_if_slow_bf16(experiment.model.precision, target)
     genome_cls = get_genome_type(experiment.genome_type)
     try:
         genome_type = genome_cls(experiment.genome, target.channels, target.image_size)
@@ -78,6 +80,19 @@ def build_scoring(experiment: Experiment) -> tuple[GenomeType, Target]:
     except ValueError as exc:
         raise EvofoolError(f"runtime: {exc}") from None
     return genome_type, target
+
+
+def warn_if_slow_bf16(precision: str, target: Target) -> None:
+    """bf16 on a CPU without native bf16 (oneDNN's check: AVX512-BF16 or AMX) is emulated:
+    on an AVX2-only AMD EPYC, EfficientNet-Lite0 scored 2.8 images/s against 38 in fp32
+    (docs/BENCHMARKS.md), so say so once, before the run."""
+    if precision != "bf16" or getattr(target, "device", torch.device("cpu")).type != "cpu":
+        return
+    native = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)()
+    if not native:
+        print("evofool: warning: model.precision bf16 on this CPU (no native bf16: "
+              f"{torch.backends.cpu.get_cpu_capability()}) is emulated and much slower than "
+              "fp32; use model.precision=fp32", file=sys.stderr, flush=True)
 
 
 def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, Target]:

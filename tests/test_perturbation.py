@@ -161,7 +161,7 @@ def test_one_mnist_test_digit_is_pushed_into_other_digits_cells(tmp_path):
     """The shipped experiment's search, shortened: a 7 from the test set, L-inf 0.3."""
     folder = real_mnist_dir("the MNIST perturbation run")
     experiment = load_experiment("experiments/mnist_perturbation.yaml", [
-        f"genome.mnist_dir={folder}", "budget.generations=60", f"output_dir={tmp_path / 'r'}",
+        f"genome.mnist_dir={folder}", "budget.generations=300", f"output_dir={tmp_path / 'r'}",
         "log.progress=false", "runtime.device=cpu"])
     result = run_experiment(experiment)
     rows = result.archive_json["classes"]

@@ -261,3 +261,20 @@ def test_a_model_that_scores_only_nan_runs_out_saves_an_empty_archive_and_says_s
     assert content["summary"]["filled"] == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [line["nonfinite"] for line in log] == [40] * 4
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_warned_about(monkeypatch, capsys):
+    from types import SimpleNamespace
+    import torch
+    from evofool.runner import warn_if_slow_bf16
+    cpu = SimpleNamespace(device=torch.device("cpu"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False,
+                        raising=False)
+    warn_if_slow_bf16("fp32", cpu)
+    assert capsys.readouterr().err == ""
+    warn_if_slow_bf16("bf16", cpu)
+    assert "use model.precision=fp32" in capsys.readouterr().err
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True,
+                        raising=False)
+    warn_if_slow_bf16("bf16", cpu)
+    assert capsys.readouterr().err == ""

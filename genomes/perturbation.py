@@ -252,7 +252,11 @@ class PerturbationGenome(GenomeType):
         return smooth + (self._images(parameters.detach()) - smooth).detach()
 
     def with_parameters(self, population: np.ndarray, parameters: np.ndarray) -> np.ndarray:
-        return self.project(parameters)
+        delta = self.project(parameters)
+        if self.params.basis == "full":  # beyond [0, 1] a change shows nothing and gets no
+            start = self._start().numpy() / 255.0  # gradient: keep it where it can move
+            delta = np.clip(delta, -start, 1.0 - start).astype(np.float32)
+        return delta
 
     # --- saving -----------------------------------------------------------------------------
     def pack(self, population: np.ndarray) -> dict[str, np.ndarray]:

@@ -170,3 +170,21 @@ def test_one_mnist_test_digit_is_pushed_into_other_digits_cells(tmp_path):
     assert all(row["measures"]["linf"] <= 0.3 for row in rows)
     config = json.loads(json.dumps(result.archive_json["genome"]))
     assert config["start"] == "mnist-test:0"
+
+
+def test_sign_ascent_moves_a_perturbation_within_its_ball(tmp_path, start_png):
+    """Gradient ascent with PGD's sign steps, from the genome's random start."""
+    path = small_experiment(
+        tmp_path, genome={"type": "perturbation", "start": str(start_png), "epsilon": 0.3},
+        algorithm={"type": "gradient_ascent", "start": "randu", "update": "sign",
+                   "sign_step": 0.05, "decay": 0},
+        budget={"generations": 15})
+    result = run_experiment(load_experiment(path))
+    start = np.asarray(Image.open(start_png), dtype=np.float64)
+    confidences = [row["png_confidence"] for row in result.archive_json["classes"]]
+    first = [json.loads(line)["best"] for line in
+             (tmp_path / "run" / "log.jsonl").read_text().splitlines()][0]
+    assert sum(c > f for c, f in zip(confidences, first)) >= 8  # the ascent climbs
+    for row in result.archive_json["classes"]:
+        png = np.asarray(Image.open(tmp_path / "run" / "archive" / row["png"]), np.float64)
+        assert np.abs(png - start).max() / 255 <= 0.3

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -65,6 +66,11 @@ class GradientAscentParams:
         lambda v: v == 0 or 0.3 <= v <= 50, "0 (no blur) or a Gaussian sigma in [0.3, 50] "
                                             "pixels")})
     blur_every: int = field(default=1, metadata=positive(at_most=1_000_000))
+    # Not in the released code: ``sign`` steps every parameter by sign_step in the direction
+    # of its gradient (steepest ascent in L-inf, as PGD), for perturbations within an L-inf
+    # ball; ``paper`` is the released code's step-size policy above.
+    update: Literal["paper", "sign"] = "paper"
+    sign_step: float = field(default=1 / 255, metadata=positive("a positive number"))
 
 
 class GradientAscent(SearchAlgorithm):
@@ -176,6 +182,22 @@ class GradientAscent(SearchAlgorithm):
             # A pixel at 0 or 1 cannot follow a gradient that points out of [0, 1]; left in,
             # that part would take the whole step and be clipped away, again and again.
             g = torch.where(((x <= 0) & (g < 0)) | ((x >= 1) & (g > 0)), 0.0, g)
+        if params.update == "sign":
+            x = x + params.sign_step * torch.sign(g)
+        else:
+            x = x + self._paper_step(g, own)
+        if params.decay:
+            center = torch.as_tensor(self._center())
+            x = center + (x - center) * (1.0 - params.decay)
+        if params.blur_radius and (self.steps % params.blur_every == 0):
+            x = _gaussian_blur(x, params.blur_radius)
+        return self.genome_type.with_parameters(genomes, x.numpy())
+
+    def _paper_step(self, g: torch.Tensor, own: np.ndarray) -> torch.Tensor:
+        """The released code's step: lr * g, with lr asking for a probability gain of
+        min(early_prog, late_prog_mult * (1 - p)) to first order (capped by max_lr and,
+        ours, max_change)."""
+        params = self.params
         norm2 = g.double().flatten(1).square().sum(1)
         desired = torch.from_numpy(np.minimum(params.early_prog,
                                               params.late_prog_mult * (1.0 - own)))
@@ -185,13 +207,7 @@ class GradientAscent(SearchAlgorithm):
             largest = g.double().flatten(1).abs().amax(1)
             lr = torch.minimum(lr, params.max_change / largest.clamp_min(1e-300))
         lr = torch.where(norm2 > 0, lr, torch.zeros_like(lr))  # no gradient: stay
-        x = x + (lr.view(-1, *[1] * (x.dim() - 1)) * g.double()).float()
-        if params.decay:
-            center = torch.as_tensor(self._center())
-            x = center + (x - center) * (1.0 - params.decay)
-        if params.blur_radius and (self.steps % params.blur_every == 0):
-            x = _gaussian_blur(x, params.blur_radius)
-        return self.genome_type.with_parameters(genomes, x.numpy())
+        return (lr.view(-1, *[1] * (g.dim() - 1)) * g.double()).float()
 
     # --- score: a forward and a backward pass ------------------------------------------
     def score(self, candidates: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from evofool.errors import EvofoolError, one_line
 from evofool.files import csv_text, write_json, write_text
 from evofool.readers import MAX_JSON_BYTES, is_number, read_bytes, read_json, shown, type_name
 from evofool.report import MAX_PNG_BYTES, PNG_SIGNATURE  # an elite's PNG, as the report
-from evofool.run_data import RunData, read_run
+from evofool.run_data import RunData, check_archive_inside, read_run
 from evofool.run_dirs import CONFIG_NAME
 
 MANIFEST_JSON = "manifest.json"
@@ -114,9 +114,7 @@ def run_elites(run: RunData, threshold: float | None = None) -> list[dict]:
     else the genome's; ``confidence_of``: ``png`` or ``genome``; ``generation``,
     ``evaluations``) and ``png``, the path of its archive PNG (named by the archive's own
     rule, never by a path the archive holds)."""
-    if not run.archive_dir.resolve().is_relative_to(run.run_dir.resolve()):
-        raise EvofoolError(f"'{run.archive_dir}' leads outside the run directory "
-                           f"'{run.run_dir}' (a symbolic link), expected its archive folder")
+    check_archive_inside(run)
     elites = []
     for row in run.archive_json["classes"]:
         if row["png"] is None:  # an empty cell

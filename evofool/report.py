@@ -32,7 +32,7 @@ from evofool.archive_store import png_name
 from evofool.errors import EvofoolError
 from evofool.files import atomic_path, write_text
 from evofool.montage import confidence_label
-from evofool.run_data import RunData, read_run
+from evofool.run_data import RunData, check_archive_inside, read_run
 from evofool.search.archive import MILESTONES
 
 MILESTONE_KEYS = tuple(f"{level:g}" for level in MILESTONES)  # archive.json's evaluations_to
@@ -385,10 +385,7 @@ def _read_ablation(run: RunData) -> tuple[dict, list[dict], bool] | None:
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report folder (default ``RUN_DIR/report``); returns its index.html."""
     run = read_run(run_dir)
-    run_root = run.run_dir.resolve()
-    if not run.archive_dir.resolve().is_relative_to(run_root):
-        raise EvofoolError(f"'{run.archive_dir}' leads outside the run directory "
-                           f"'{run.run_dir}' (a symbolic link), expected its archive folder")
+    check_archive_inside(run)
     out = _report_folder(run, out)
     rows = _rows(run)
     ablated = _read_ablation(run)

@@ -236,3 +236,11 @@ def read_run(run_dir: str | Path) -> RunData:
     if not log:
         raise EvofoolError(f"'{log_path}' holds no generation records")
     return RunData(run_dir, config, info, log, archive_dir, archive_json, archive, genome_type)
+
+
+def check_archive_inside(run: RunData) -> None:
+    """EvofoolError unless the run's archive folder lies inside its run directory (not a
+    symbolic link leading elsewhere): readers that copy its files rely on it."""
+    if not run.archive_dir.resolve().is_relative_to(run.run_dir.resolve()):
+        raise EvofoolError(f"'{run.archive_dir}' leads outside the run directory "
+                           f"'{run.run_dir}' (a symbolic link), expected its archive folder")

@@ -1,5 +1,4 @@
 """FoolingAttack drops into scripts written for torchattacks."""
-import numpy as np
 import pytest
 import torch
 
@@ -105,7 +104,7 @@ def test_torchattacks_and_fooling_attack_run_in_the_same_loop():
         adversarial, _ = robust_accuracy(attack, model, images, labels)
         assert adversarial.shape == images.shape
         assert float((adversarial - images).abs().max()) <= 0.1 + 1 / 255
-    assert np.isfinite(attack.queries.numpy()).all()
+    assert ((attack.queries >= 1) & (attack.queries <= 50)).all()  # within its budget
 
 
 def test_a_torchattacks_style_model_is_the_target_of_an_experiment(tmp_path, monkeypatch):

@@ -25,6 +25,7 @@ from evofool.schema import (CLASS_ID_LIST_WORDS, MAX_BATCH_SIZE, MAX_DESCRIPTION
                             MAX_PATH_CHARS, MAX_SEED, MAX_THREADS, class_id_list, from_dict,
                             positive, show, to_dict)
 from evofool.search.base import Budget
+from evofool.search.emitters.base import get_emitter
 from evofool.search.registry import get_algorithm
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d{1,4})?|mps)$")
@@ -347,6 +348,16 @@ def _typed_section(data: dict, key: str, source: str, lookup,
     return type_name, cls, from_dict(cls.Params, section, key, source)
 
 
+def _emitter_lookup(key: str):
+    """:func:`get_emitter`, its errors naming ``key``."""
+    def lookup(name: str, source: str | None):
+        try:
+            return get_emitter(name, source)
+        except EvofoolError as exc:
+            raise EvofoolError(f"{key}: {exc}") from None
+    return lookup
+
+
 def validate_experiment(data: dict, source: str, default_name: str,
                         artifact: bool = False) -> Experiment:
     """``artifact``: ``data`` comes from a file evofool wrote (a run's config.yaml), maybe
@@ -361,6 +372,9 @@ def validate_experiment(data: dict, source: str, default_name: str,
                                                 artifact)
         algorithm_type, _, algorithm = _typed_section(top.algorithm, "algorithm", source,
                                                       get_algorithm, artifact)
+        for i, entry in enumerate(getattr(algorithm, "emitters", None) or ()):
+            _typed_section(entry, f"algorithm.emitters[{i}]", source,
+                           _emitter_lookup(f"algorithm.emitters[{i}].type"), artifact)
     except EvofoolError as exc:
         message = str(exc)
         raise EvofoolError(message if message.startswith(source) else f"{source}: {message}")

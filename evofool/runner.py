@@ -95,6 +95,14 @@ def warn_if_slow_bf16(precision: str, target: Target) -> None:
               "fp32; use model.precision=fp32", file=sys.stderr, flush=True)
 
 
+def make_evaluator(experiment: Experiment, genome_type: GenomeType,
+                   target: Target) -> ChunkEvaluator:
+    """The toolbox's ``evaluate`` for a run: every model class's confidence when the
+    algorithm keeps stepping stones (MapElites), else the scored classes'."""
+    all_classes = bool(getattr(experiment.algorithm, "stepping_stones", False))
+    return ChunkEvaluator(genome_type, target, all_classes=all_classes)
+
+
 def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, Target]:
     """The algorithm (with its DEAP toolbox: operators, ``evaluate`` and ``map``) and the
     target for an experiment."""
@@ -110,7 +118,7 @@ def build_search(experiment: Experiment) -> tuple[SearchAlgorithm, Target]:
         algorithm = get_algorithm(experiment.algorithm_type)(
             experiment.algorithm, genome_type, target.scored_names, experiment.budget,
             experiment.seed, class_ids=target.class_ids,
-            evaluate=ChunkEvaluator(genome_type, target),
+            evaluate=make_evaluator(experiment, genome_type, target),
             chunk_size=experiment.runtime.batch_size)
     except ValueError as exc:  # a combination the algorithm cannot work with
         raise EvofoolError(f"algorithm '{experiment.algorithm_type}': {exc}") from None

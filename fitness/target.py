@@ -217,14 +217,14 @@ class Target(ScoredClasses):
         return self.forward(self.prepare(images))
 
     @torch.inference_mode()
-    def scores(self, images: torch.Tensor) -> np.ndarray:
+    def scores(self, images: torch.Tensor, all_classes: bool = False) -> np.ndarray:
         """Softmax confidence of each scored class for every image: float64 array
-        (N, len(class_ids)), mean over the crops.
+        (N, len(class_ids)), mean over the crops (``all_classes``: every model output).
 
         The softmax is taken in float64 so that confidences near 1 stay distinguishable
         (float32 rounds 1 - 1e-8 to exactly 1.0, which would stall the elite comparison).
         """
-        return self.probabilities(images).cpu().numpy()
+        return self.probabilities(images, all_classes).cpu().numpy()
 
     def probabilities(self, images: torch.Tensor, all_classes: bool = False) -> torch.Tensor:
         """What :meth:`scores` computes, as a float64 tensor on the device, differentiable

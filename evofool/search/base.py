@@ -90,6 +90,9 @@ class SearchAlgorithm(ABC):
 
     name = ""
     Params: type = NoParams
+    # score() returns every model class's confidence, not only the archive's cells' (the
+    # evaluator is built with all_classes=True; MapElites' stepping stones)
+    wants_all_classes = False
     evaluation_cost = 1     # evaluations per candidate told (a forward pass of one image: 1)
     remote_scoring = True   # score() goes through toolbox.map, so Ray workers may do it
 
@@ -133,9 +136,12 @@ class SearchAlgorithm(ABC):
     def tell(self, candidates: np.ndarray, scores: np.ndarray) -> GenerationReport:
         """Hand back the scores of the last ``ask``; counters and random streams advance here."""
         scores = np.asarray(scores)
-        if scores.shape != (len(candidates), len(self.archive)):
+        columns = len(self.archive)
+        if self.wants_all_classes:  # every model class: at least up to the largest listed id
+            columns = max(scores.shape[-1], max(self.archive.class_ids) + 1)
+        if scores.shape != (len(candidates), columns):
             raise ValueError(f"scores of shape {scores.shape} for {len(candidates)} candidates "
-                             f"and {len(self.archive)} classes")
+                             f"and {columns} classes")
         batch = self.describe_batch()
         added = self.incorporate(candidates, scores)
         self.steps += 1

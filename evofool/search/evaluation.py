@@ -14,11 +14,16 @@ from evofool.genomes.base import GenomeType
 
 
 class ChunkEvaluator:
-    """Callable ``candidates -> scores (N, classes)``: render, then ``Target.scores``."""
+    """Callable ``candidates -> scores (N, classes)``: render, then ``Target.scores``
+    (``all_classes``: a column for every model output, not only ``model.classes``)."""
 
-    def __init__(self, genome_type: GenomeType, target: Target) -> None:
+    def __init__(self, genome_type: GenomeType, target: Target, all_classes: bool = False) -> None:
         self.genome_type = genome_type
         self.target = target
+        self.all_classes = all_classes
 
     def __call__(self, candidates: np.ndarray) -> np.ndarray:
-        return self.target.scores(self.genome_type.render(candidates))
+        images = self.genome_type.render(candidates)
+        if self.all_classes:
+            return self.target.scores(images, all_classes=True)
+        return self.target.scores(images)

@@ -42,15 +42,14 @@ class ScoringWorker:
         import torch
 
         from evofool.config import validate_experiment
-        from evofool.runner import build_scoring
-        from evofool.search.evaluation import ChunkEvaluator
+        from evofool.runner import build_scoring, make_evaluator
         torch.set_num_threads(1)  # Ray gives each worker one CPU
         # The driver validated this config (and trusted the code it names) before sending it.
         experiment = validate_experiment(config, "evaluation worker", config["name"])
         experiment.runtime.device = device
         experiment.runtime.render_device = device
         experiment.runtime.threads = 1
-        self.evaluate = ChunkEvaluator(*build_scoring(experiment))
+        self.evaluate = make_evaluator(experiment, *build_scoring(experiment))
 
     def score(self, chunk: np.ndarray) -> np.ndarray:
         return self.evaluate(chunk)

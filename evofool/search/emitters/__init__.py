@@ -1,0 +1,1 @@
+"""Emitters of MAP-Elites (``algorithm.emitters``): see :mod:`evofool.search.emitters.base`."""

@@ -91,7 +91,7 @@ def test_emitters_run_from_yaml_resume_exactly_and_log_their_batches(tmp_path):
     run_experiment(load_experiment(path, ["budget.generations=3"]))
     resume_run(halves / "run", ["budget.generations=8"])
     log = [json.loads(line) for line in (whole / "run" / "log.jsonl").read_text().splitlines()]
-    assert [r.get("emitter_batches") for r in log[1:]] == [[10, 12]] * 8
+    assert [r.get("emitter_batches") for r in log[1:]] == [[10, 15]] * 8  # 3 cells x (2 pairs + centre)
     ours, _, _ = load_archive(whole / "run")
     theirs, _, _ = load_archive(halves / "run")
     assert ours.rows() == theirs.rows()
@@ -120,7 +120,7 @@ def test_stepping_stones_keep_every_class_but_report_the_listed_ones(tmp_path):
     ({"type": "cma", "sigma": -1}, r"experiment.yaml: algorithm.emitters\[1\].sigma = -1 is "
                                    r"invalid: expected a positive number"),
     ({"type": "es", "pair": 3}, r"unknown key 'algorithm.emitters\[1\].pair' \(allowed here: "
-                                r"cells, pairs, restart_after, sigma, step\)"),
+                                r"cells, min_step, momentum, pairs, restart_after, sigma, step, step_decay\)"),
     ({"type": "cma", "population": 1}, r"algorithm.emitters\[1\]: population = 1: CMA-ES "
                                        r"needs at least 2"),
 ])
@@ -136,7 +136,7 @@ def test_cma_refuses_a_genome_too_large_for_a_full_covariance(tmp_path):
     path = small_experiment(tmp_path, genome={"type": "direct", "channels": 3, "size": 64},
                             algorithm={"type": "map_elites", "emitters": [{"type": "cma"}]})
     with pytest.raises(EvofoolError, match=r"emitter cma: the genome has 12,288 parameters; "
-                                           r"full-covariance CMA-ES takes at most 4,096"):
+                                           r"full-covariance CMA-ES takes at most 1,024"):
         run_experiment(load_experiment(path))
     assert not (tmp_path / "run" / "log.jsonl").exists()
 

@@ -1,10 +1,11 @@
 """A search-gradient evolution strategy per cell (natural evolution strategies, Wierstra et
 al., JMLR 2014; with antithetic pairs and sign steps as Ilyas et al. use it against
 ImageNet classifiers, ICML 2018): around its centre x the emitter scores ``pairs`` mirrored
-samples x +- sigma u (u ~ N(0, I)), estimates the gradient of the cell's log confidence from
-their differences, and moves every number of x by ``step`` along that estimate's sign,
-staying within the genome's range. Only confidences are used, never the model's gradient: a black-box search that,
-unlike CMA-ES, costs no n x n matrix, so it suits direct genomes of thousands of pixels.
+samples x +- sigma u (u ~ N(0, I)) and x itself, estimates the gradient of the cell's log
+confidence from the pairs' differences (averaged with the last direction by ``momentum``),
+and moves every number of x by ``step`` along that direction's sign, staying within the
+genome's range. Only confidences are used, never the model's gradient: a black-box search
+that, unlike CMA-ES, keeps no n x n matrix, so it suits genomes of thousands of numbers.
 """
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ class SearchGradientParams(CellParams):
         "a positive number: the sampling spread, in the parameters' units"))
     step: float = field(default=0.03, metadata=positive(
         "a positive number: how far each parameter moves per generation"))
+    step_decay: float = field(default=1.0, metadata={"check": (
+        lambda v: 0 < v <= 1, "a number in (0, 1]: the step is multiplied by it whenever the "
+                              "centre scored worse than a generation before (1: a fixed step)")})
+    min_step: float = field(default=1 / 255, metadata=positive(
+        "a positive number: the smallest step step_decay leads to"))
+    momentum: float = field(default=0.0, metadata={"check": (
+        lambda v: 0 <= v < 1, "a number in [0, 1): the share of the last direction kept "
+                              "(0: each generation's estimate alone)")})
 
 
 class SearchGradientEmitter(CellEmitter):
@@ -32,21 +41,35 @@ class SearchGradientEmitter(CellEmitter):
     Params = SearchGradientParams
 
     def start(self, centre: np.ndarray) -> dict[str, np.ndarray]:
-        return {"centre": centre}
+        return {"centre": centre, "direction": np.zeros_like(centre),
+                "step": np.array(self.params.step), "last": np.array(-np.inf)}
 
     def sample(self, state: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
-        u = rng.standard_normal((self.params.pairs, state["centre"].size))
-        spread = self.params.sigma * u
-        return np.concatenate([state["centre"] + spread, state["centre"] - spread])
+        """The mirrored pairs, then the centre itself: where the strategy stands is usually
+        its best image, and one more evaluation lets the archive keep it."""
+        centre = state["centre"]
+        spread = self.params.sigma * rng.standard_normal((self.params.pairs, centre.size))
+        return np.concatenate([centre + spread, centre - spread, centre[None]])
 
     def update(self, state: dict[str, np.ndarray], samples: np.ndarray,
                fitness: np.ndarray, project) -> None:
-        pairs = len(samples) // 2
+        pairs = self.params.pairs
         # a sample that scored nothing finite (or 0) says only "worse": rank it lowest
         usable = np.isfinite(fitness)
         floor = fitness[usable].min() - 1.0 if usable.any() else 0.0
         fitness = np.where(usable, fitness, floor)
         # u from the repaired samples (clipping changes them at the range's edges)
-        u = (samples[:pairs] - samples[pairs:]) / 2.0
-        gradient = ((fitness[:pairs] - fitness[pairs:])[:, None] * u).sum(axis=0)
-        state["centre"] = project(state["centre"] + self.params.step * np.sign(gradient))
+        u = (samples[:pairs] - samples[pairs:2 * pairs]) / 2.0
+        gradient = ((fitness[:pairs] - fitness[pairs:2 * pairs])[:, None] * u).sum(axis=0)
+        norm = np.linalg.norm(gradient)
+        if norm > 0:
+            state["direction"] = (self.params.momentum * state["direction"]
+                                  + (1 - self.params.momentum) * gradient / norm)
+        # the centre's own score says whether the last move paid: if it did not, smaller moves
+        here = fitness[2 * pairs] if len(fitness) > 2 * pairs else state["last"]
+        if here < state["last"]:
+            state["step"] = np.array(max(self.params.min_step,
+                                         float(state["step"]) * self.params.step_decay))
+        state["last"] = np.array(here)
+        state["centre"] = project(state["centre"] + float(state["step"])
+                                  * np.sign(state["direction"]))

@@ -123,16 +123,17 @@ def main() -> None:
         for size in args.batch_sizes:
             experiment = load_experiment(args.experiment, [*args.overrides])
             offspring = experiment.algorithm.offspring
-            generations = max(2, round(args.evaluations / offspring))
+            # generation 0 (offspring random genomes), then about --evaluations more, in
+            # whole generations of whatever the emitters ask
             experiment = load_experiment(args.experiment, [
                 "log.progress=false", f"output_dir={tmp}/run{size}",
                 f"algorithm.init_size={offspring}", f"runtime.batch_size={size}",
-                f"budget.generations={generations}", "budget.evaluations=null",
+                "budget.generations=null", f"budget.evaluations={offspring + args.evaluations}",
                 *args.overrides])
             loop, evaluations, chunks, target, genome_type = loop_rate(experiment)
             images = [genome_type.render(c) for c in chunks]
             classifier = classifier_rate(target, images, args.repeats)
-            rows.append((size, generations, evaluations, loop, classifier))
+            rows.append((size, evaluations, loop, classifier))
             print(f"batch {size}: loop {loop[0]:.1f}/s, classifier {classifier[0]:.1f}/s "
                   f"(per CPU second: {loop[1]:.1f}, {classifier[1]:.1f})", flush=True)
             del images, chunks
@@ -144,12 +145,13 @@ def main() -> None:
           f"{model.channels_last}, {len(target.class_ids)} scored classes), device: "
           f"{target.device}, torch threads: {torch.get_num_threads()}, genome: "
           f"{experiment.genome_type} {genome_type.channels}x{genome_type.size[0]}x"
-          f"{genome_type.size[1]}, {experiment.algorithm.offspring} children/generation")
+          f"{genome_type.size[1]}, emitters: "
+          f"{getattr(experiment.algorithm, 'emitters', None) or experiment.algorithm.offspring}")
     print()
     print("| runtime.batch_size (images/forward) | evaluations timed | loop eval/s | classifier-only "
           "eval/s | loop / classifier | same, per CPU second |")
     print("|---:|---:|---:|---:|---:|---:|")
-    for size, generations, evaluations, loop, classifier in rows:
+    for size, evaluations, loop, classifier in rows:
         print(f"| {size} | {evaluations:,} | {loop[0]:,.1f} | {classifier[0]:,.1f} "
               f"| {loop[0] / classifier[0]:.2f} | {loop[1] / classifier[1]:.2f} |")
 

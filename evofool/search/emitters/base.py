@@ -101,7 +101,6 @@ class CellEmitter(Emitter):
     """
 
     Params = CellParams
-    # genome types that expose parameters (GenomeType.differentiable)
 
     def __init__(self, params, search: "MapElites") -> None:
         super().__init__(params, search)
@@ -115,7 +114,8 @@ class CellEmitter(Emitter):
         self.stale = np.zeros(cells, dtype=np.int64)
         self.restarts = np.zeros(cells, dtype=np.int64)
         self.turn = 0                       # the next cell in line when not all ask at once
-        self._asked: list[tuple[int, int]] = []  # (cell, candidates) of the batch asked
+        # the batch asked, per cell: (cell, candidates, wanted, state, template)
+        self._asked: list[tuple] = []
 
     # --- what subclasses write ------------------------------------------------------------
     @abstractmethod

@@ -3,8 +3,9 @@ al., JMLR 2014; with antithetic pairs and sign steps as Ilyas et al. use it agai
 ImageNet classifiers, ICML 2018): around its centre x the emitter scores ``pairs`` mirrored
 samples x +- sigma u (u ~ N(0, I)) and x itself, estimates the gradient of the cell's log
 confidence from the pairs' differences (averaged with the last direction by ``momentum``),
-and moves every number of x by ``step`` along that direction's sign, staying within the
-genome's range. Only confidences are used, never the model's gradient: a black-box search
+and moves every number of x by the step along that direction's sign, staying within the
+genome's range; the step shrinks by ``step_decay`` when x has not improved for ``patience``
+generations. Only confidences are used, never the model's gradient: a black-box search
 that, unlike CMA-ES, keeps no n x n matrix, so it suits genomes of thousands of numbers.
 """
 from __future__ import annotations
@@ -27,8 +28,12 @@ class SearchGradientParams(CellParams):
     step: float = field(default=0.03, metadata=positive(
         "a positive number: how far each parameter moves per generation"))
     step_decay: float = field(default=1.0, metadata={"check": (
-        lambda v: 0 < v <= 1, "a number in (0, 1]: the step is multiplied by it whenever the "
-                              "centre scored worse than a generation before (1: a fixed step)")})
+        lambda v: 0 < v <= 1, "a number in (0, 1]: the step is multiplied by it when the "
+                              "centre has not beaten its best score for `patience` "
+                              "generations (1: a fixed step)")})
+    patience: int = field(default=5, metadata=positive(
+        "a positive integer (generations without a better centre before the step decays)",
+        at_most=MAX_POPULATION))
     min_step: float = field(default=1 / 255, metadata=positive(
         "a positive number: the smallest step step_decay leads to"))
     momentum: float = field(default=0.0, metadata={"check": (
@@ -42,7 +47,8 @@ class SearchGradientEmitter(CellEmitter):
 
     def start(self, centre: np.ndarray) -> dict[str, np.ndarray]:
         return {"centre": centre, "direction": np.zeros_like(centre),
-                "step": np.array(self.params.step), "last": np.array(-np.inf)}
+                "step": np.array(self.params.step), "top": np.array(-np.inf),
+                "waited": np.array(0)}
 
     def sample(self, state: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
         """The mirrored pairs, then the centre itself: where the strategy stands is usually
@@ -65,11 +71,16 @@ class SearchGradientEmitter(CellEmitter):
         if norm > 0:
             state["direction"] = (self.params.momentum * state["direction"]
                                   + (1 - self.params.momentum) * gradient / norm)
-        # the centre's own score says whether the last move paid: if it did not, smaller moves
-        here = fitness[2 * pairs] if len(fitness) > 2 * pairs else state["last"]
-        if here < state["last"]:
+        # the centre's own score tells a plateau (as Ilyas et al. decay their step): no
+        # better centre for `patience` generations, smaller moves
+        here = fitness[2 * pairs] if len(fitness) > 2 * pairs else -np.inf
+        if here > state["top"]:
+            state["top"], state["waited"] = np.array(here), np.array(0)
+        else:
+            state["waited"] = np.array(int(state["waited"]) + 1)
+        if int(state["waited"]) >= self.params.patience:
             state["step"] = np.array(max(self.params.min_step,
                                          float(state["step"]) * self.params.step_decay))
-        state["last"] = np.array(here)
+            state["waited"] = np.array(0)
         state["centre"] = project(state["centre"] + float(state["step"])
                                   * np.sign(state["direction"]))

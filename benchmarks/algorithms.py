@@ -45,6 +45,7 @@ def run_row(name: str, overrides: list[str], evaluations: int, out: str) -> dict
                    for row in result.archive_json["classes"]]
     return {"evaluations": result.evaluations, "seconds": result.wall_time,
             "rate": result.evaluations / result.wall_time,
+            "above_90": sum(c >= 0.9 for c in confidences),
             "above_99": sum(c >= 0.99 for c in confidences),
             "above_9999": sum(c >= 0.9999 for c in confidences),
             "median": statistics.median(confidences), "classes": len(confidences)}

@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 from pathlib import Path
 
-from evofool.catalog import find_experiment
-from evofool.config import load_experiment
-from evofool.runner import run_experiment
+import algorithms  # benchmarks/algorithms.py: one row to a budget, figures from the PNGs
 
 ROWS = {
     "mutation (CPPN)": ("imagenet_cppn_mapelites-quick", []),
@@ -52,17 +49,9 @@ def medians_at(log_file: Path, marks: list[int]) -> list[float | None]:
 
 
 def run_row(name: str, overrides: list[str], evaluations: int, out: Path) -> dict:
-    experiment = load_experiment(find_experiment(name), overrides + [
-        f"budget.evaluations={evaluations}", "budget.generations=null",
-        "budget.stop_confidence=null", "log.progress=false", f"output_dir={out}"])
-    result = run_experiment(experiment)
-    confidences = [row.get("png_confidence") or 0.0 for row in result.archive_json["classes"]]
+    row = algorithms.run_row(name, overrides, evaluations, str(out))
     marks = [evaluations // 8, evaluations // 4, evaluations // 2, evaluations]
-    return {"marks": marks, "medians": medians_at(out / "log.jsonl", marks),
-            "rate": result.evaluations / result.wall_time,
-            "above_90": sum(c >= 0.9 for c in confidences),
-            "above_99": sum(c >= 0.99 for c in confidences),
-            "median": statistics.median(confidences), "classes": len(confidences)}
+    return {**row, "medians": medians_at(out / "log.jsonl", marks)}
 
 
 def main() -> int:

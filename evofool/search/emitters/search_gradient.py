@@ -27,7 +27,7 @@ class SearchGradientParams(CellParams):
         "a positive number: the sampling spread, in the parameters' units"))
     step: float = field(default=0.03, metadata=positive(
         "a positive number: how far each parameter moves per generation"))
-    step_decay: float = field(default=1.0, metadata={"check": (
+    step_decay: float = field(default=0.5, metadata={"check": (
         lambda v: 0 < v <= 1, "a number in (0, 1]: the step is multiplied by it when the "
                               "centre has not beaten its best score for `patience` "
                               "generations (1: a fixed step)")})
@@ -36,7 +36,7 @@ class SearchGradientParams(CellParams):
         at_most=MAX_POPULATION))
     min_step: float = field(default=1 / 255, metadata=positive(
         "a positive number: the smallest step step_decay leads to"))
-    momentum: float = field(default=0.0, metadata={"check": (
+    momentum: float = field(default=0.5, metadata={"check": (
         lambda v: 0 <= v < 1, "a number in [0, 1): the share of the last direction kept "
                               "(0: each generation's estimate alone)")})
 

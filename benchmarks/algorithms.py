@@ -29,6 +29,8 @@ SUITES = {
               ("gradient ascent, direct", "mnist_gradient_ascent", [])],
     "imagenet": [("MAP-Elites, direct", "imagenet_direct_mapelites-quick", []),
                  ("MAP-Elites, CPPN", "imagenet_cppn_mapelites-quick", []),
+                 ("CMA-ME, CPPN", "imagenet_cppn_cmame-quick", []),
+                 ("MAP-Elites + ES, 16x16", "imagenet_es-quick", []),
                  ("gradient ascent, direct", "imagenet_gradient_ascent-quick", [])],
 }
 

@@ -67,9 +67,10 @@ class Ensemble(ScoredClasses):
         return Ensemble([m.in_fp32() for m in self.members], self.combine, self.classes)
 
     @torch.inference_mode()
-    def scores(self, images: torch.Tensor) -> np.ndarray:
-        """Each class's confidence: the min or mean over members (float64, N x classes)."""
-        return self.probabilities(images).cpu().numpy()
+    def scores(self, images: torch.Tensor, all_classes: bool = False) -> np.ndarray:
+        """Each class's confidence: the min or mean over members (float64, N x classes;
+        ``all_classes``: every model output)."""
+        return self.probabilities(images, all_classes).cpu().numpy()
 
     def probabilities(self, images: torch.Tensor, all_classes: bool = False) -> torch.Tensor:
         """:meth:`scores` as a float64 tensor, differentiable as a Target's."""

@@ -73,3 +73,16 @@ def test_members_that_label_differently_or_fail_are_named(tmp_path, capsys):
     missing = small_experiment(tmp_path, model=["lenet-mnist", "lenet-mnist@/no/such.safetensors"])
     assert main(["run", str(missing)]) != 0
     assert "/no/such.safetensors" in capsys.readouterr().err
+
+
+def test_an_ensemble_serves_stepping_stones(tmp_path, other_lenet):
+    # stepping stones score every class of the combined model, not only model.classes
+    experiment = small_experiment(
+        tmp_path, model={"spec": ["lenet-mnist", f"lenet-mnist@{other_lenet}"],
+                         "classes": [1, 7]},
+        algorithm={"type": "map_elites", "init_size": 10, "offspring": 10,
+                   "stepping_stones": True}, budget={"generations": 2})
+    result = run_experiment(load_experiment(experiment))
+    log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["stones_filled"] == 10
+    assert read_run(result.run_dir).archive.class_ids == [1, 7]

@@ -10,6 +10,7 @@ from evofool.config import load_experiment
 from evofool.errors import EvofoolError
 from evofool.genomes.cppn import CppnGenome, CppnParams
 from evofool.genomes.cppn_gradient import links
+from evofool.run_data import read_run
 from evofool.runner import resume_run, run_experiment
 from evofool.search.base import Budget
 from evofool.search.contract import CLASSES, check_algorithm, made_up_scores
@@ -108,6 +109,7 @@ def test_stepping_stones_keep_every_class_but_report_the_listed_ones(tmp_path):
     assert archive.class_ids == [3, 5] and content["summary"]["classes"] == 2
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1]["stones_filled"] == 10   # a cell for each of LeNet's 10 digits
+    assert len(log[-1]["best"]) == 2 and read_run(tmp_path / "run").archive.class_ids == [3, 5]
     with np.load(tmp_path / "run" / "checkpoint.npz", allow_pickle=False) as npz:
         assert npz["stones.confidence"].shape == (10,)
         # the listed classes' stones are their archive cells

@@ -144,6 +144,8 @@ class SearchAlgorithm(ABC):
                              f"and {columns} classes")
         batch = self.describe_batch()
         added = self.incorporate(candidates, scores)
+        if self.wants_all_classes:  # logs and hooks see the archive's classes only
+            scores = scores[:, self.archive.class_ids]
         self.steps += 1
         self.evaluations += self.evaluation_cost * len(candidates)
         self._commit_random_state()

@@ -75,6 +75,13 @@ def test_cma_over_cppn_weights_keeps_each_cells_topology():
                 == dict(template.nodes(data=True)))
     weights = np.array([[g.edges[e]["weight"] for e in links(g)] for g in candidates[:5]])
     assert len(np.unique(weights.round(6), axis=0)) == 5  # samples differ in their weights
+    # later generations: the mutation emitter changes the elites' topologies under the
+    # running strategies, which keep their own template
+    search.params.emitters.append({"type": "mutation", "batch": 6})
+    mixed = _search(search.params.emitters, genome_type)
+    for _ in range(8):
+        mixed.step()
+    assert mixed.log_fields()["emitter_batches"] == [5 * len(CLASSES), 6]
 
 
 def test_emitters_run_from_yaml_resume_exactly_and_log_their_batches(tmp_path):

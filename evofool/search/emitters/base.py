@@ -149,7 +149,7 @@ class CellEmitter(Emitter):
         for cell in self._cells_in_turn():
             state, template = self.cell_state[cell], self.templates[cell]
             if state is None:  # (re)start from the cell's elite; kept only if told
-                template = archive.genomes[cell:cell + 1]
+                template = archive.genomes[cell:cell + 1].copy()  # not a view: elites change
                 state = self.start(genome_type.parameters(template).reshape(-1)
                                    .astype(np.float64))
                 state["best"] = np.array(archive.confidence[cell])

@@ -129,8 +129,8 @@ def test_stepping_stones_keep_every_class_but_report_the_listed_ones(tmp_path):
     ({"type": "cma", "sigma": -1}, r"experiment.yaml: algorithm.emitters\[1\].sigma = -1 is "
                                    r"invalid: expected a positive number"),
     ({"type": "es", "pair": 3}, r"unknown key 'algorithm.emitters\[1\].pair' \(allowed here: "
-                                r"cells, min_step, momentum, pairs, patience, restart_after, sigma, step, "
-                                r"step_decay\)"),
+                                r"cells, min_step, momentum, pairs, patience, restart_after, shrink_sigma, "
+                                r"sigma, step, step_decay\)"),
     ({"type": "cma", "population": 1}, r"algorithm.emitters\[1\]: population = 1: CMA-ES "
                                        r"needs at least 2"),
 ])

@@ -36,6 +36,7 @@ class SearchGradientParams(CellParams):
         at_most=MAX_POPULATION))
     min_step: float = field(default=1 / 255, metadata=positive(
         "a positive number: the smallest step step_decay leads to"))
+    shrink_sigma: bool = False  # the spread shrinks with the step (a finer look near the top)
     momentum: float = field(default=0.5, metadata={"check": (
         lambda v: 0 <= v < 1, "a number in [0, 1): the share of the last direction kept "
                               "(0: each generation's estimate alone)")})
@@ -54,7 +55,10 @@ class SearchGradientEmitter(CellEmitter):
         """The mirrored pairs, then the centre itself: where the strategy stands is usually
         its best image, and one more evaluation lets the archive keep it."""
         centre = state["centre"]
-        spread = self.params.sigma * rng.standard_normal((self.params.pairs, centre.size))
+        sigma = self.params.sigma
+        if self.params.shrink_sigma:
+            sigma *= float(state["step"]) / self.params.step
+        spread = sigma * rng.standard_normal((self.params.pairs, centre.size))
         return np.concatenate([centre + spread, centre - spread, centre[None]])
 
     def update(self, state: dict[str, np.ndarray], samples: np.ndarray,

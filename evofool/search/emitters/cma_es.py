@@ -46,8 +46,6 @@ class _Ranked(np.ndarray):
 class CmaEsEmitter(CellEmitter):
     name = "cma"
     Params = CmaEsParams
-    # the arrays that are the strategy's state (the rest DEAP derives from n and lambda)
-    FIELDS = ("centroid", "pc", "ps", "C", "B", "diagD")
 
     def __init__(self, params, search) -> None:
         super().__init__(params, search)

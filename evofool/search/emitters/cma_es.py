@@ -19,8 +19,8 @@ from evofool.schema import MAX_POPULATION, positive
 from evofool.search.emitters.base import CellEmitter, CellParams
 
 # A full covariance matrix is n^2 numbers per cell and its eigendecomposition, every
-# generation, O(n^3): about 0.4 s at n = 768 on 2 cores; a direct genome of thousands of
-# pixels is the es emitter's.
+# generation, O(n^3): NumPy took 5.4 s for n = 768 on this project's 2-core machine (other
+# jobs running); a direct genome of thousands of pixels is the es emitter's.
 MAX_DIMENSIONS = 1024
 
 

@@ -54,6 +54,11 @@ class GenerationReport:
     candidates: np.ndarray | None = None  # the batch told (for hooks that keep images)
 
 
+def arrays_under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The checkpoint arrays whose names start with ``prefix``, named without it."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
 def _chunks(candidates: np.ndarray, size: int) -> list[np.ndarray]:
     return [candidates[i:i + size] for i in range(0, len(candidates), size)]
 
@@ -243,8 +248,7 @@ class SearchAlgorithm(ABC):
         version, internal, gauss = info["python_random"]
         self._random_state = (info["numpy_rng"], (version, tuple(internal), gauss))
         self._rewind_random_state()
-        archive_arrays = {k[len("archive."):]: v for k, v in arrays.items()
-                          if k.startswith("archive.")}
+        archive_arrays = arrays_under(arrays, "archive.")
         restored = Archive.from_arrays(self.archive.class_names, archive_arrays,
                                        self.genome_type.unpack, self.archive.class_ids)
         restored.measure, restored.objective = self.archive.measure, self.archive.objective

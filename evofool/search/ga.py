@@ -15,7 +15,7 @@ from deap import tools
 
 from evofool.schema import CLASS_ID_LIST_WORDS, MAX_POPULATION, class_id_list, positive
 from evofool.search.archive import AddResult
-from evofool.search.base import SearchAlgorithm
+from evofool.search.base import SearchAlgorithm, arrays_under
 
 
 @dataclass
@@ -142,8 +142,6 @@ class GeneticAlgorithm(SearchAlgorithm):
         self.class_evaluations = int(info["class_evaluations"])
         if info["has_population"]:
             self.fitness = np.asarray(arrays["fitness"], dtype=np.float64)
-            self.population = self.genome_type.unpack(
-                {k[len("population."):]: v for k, v in arrays.items()
-                 if k.startswith("population.")})
+            self.population = self.genome_type.unpack(arrays_under(arrays, "population."))
         else:
             self.population, self.fitness = None, np.zeros(0)

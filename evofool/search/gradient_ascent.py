@@ -32,7 +32,7 @@ import torch
 
 from evofool.schema import positive
 from evofool.search.archive import AddResult
-from evofool.search.base import SearchAlgorithm
+from evofool.search.base import SearchAlgorithm, arrays_under
 
 STARTS = ("mean_plus", "randu", "zero")
 # What the log and archive.json record per class: the first step at which the class's
@@ -296,8 +296,7 @@ class GradientAscent(SearchAlgorithm):
         self.first_step = np.asarray(arrays["first_step"], dtype=np.int64).reshape(
             cells, len(MILESTONES))
         if info["has_current"]:
-            self.current = self.genome_type.unpack(
-                {k[len("current."):]: v for k, v in arrays.items() if k.startswith("current.")})
+            self.current = self.genome_type.unpack(arrays_under(arrays, "current."))
             self.gradients = np.asarray(arrays["gradients"], dtype=np.float32)
             if len(self.current) != cells or len(self.gradients) != cells:
                 raise ValueError(f"gradient_ascent state for {len(self.current)} cells, "

@@ -26,7 +26,7 @@ import numpy as np
 
 from evofool.schema import MAX_POPULATION, from_dict, positive
 from evofool.search.archive import AddResult, Archive
-from evofool.search.base import SearchAlgorithm
+from evofool.search.base import SearchAlgorithm, arrays_under
 from evofool.search.emitters.base import get_emitter
 
 
@@ -91,7 +91,7 @@ class MapElites(SearchAlgorithm):
                 limit -= size
         if not batches:  # every emitter rests this generation: the paper's mutation
             self._batch_sizes = []
-            n = min(self.params.offspring, self.batch_limit(self.params.offspring))
+            n = self.batch_limit(self.params.offspring)
             return self.make_offspring(self.toolbox.select(n + n % 2), n)
         return np.concatenate(batches) if len(batches) > 1 else batches[0]
 
@@ -145,10 +145,8 @@ class MapElites(SearchAlgorithm):
             raise ValueError(f"the checkpoint has {len(saved)} emitters, the experiment "
                              f"{len(self.emitters)}")
         for i, (emitter, emitter_info) in enumerate(zip(self.emitters, saved)):
-            prefix = f"emitter{i}."
-            emitter.load_state(emitter_info, {k[len(prefix):]: v for k, v in arrays.items()
-                                              if k.startswith(prefix)})
-        stones = {k[len("stones."):]: v for k, v in arrays.items() if k.startswith("stones.")}
+            emitter.load_state(emitter_info, arrays_under(arrays, f"emitter{i}."))
+        stones = arrays_under(arrays, "stones.")
         self.stones = None
         if stones:
             width = len(np.asarray(stones["confidence"]))

@@ -24,6 +24,7 @@ from evofool.genomes.base import NoParams
 from evofool.plugins import PluginRegistry
 from evofool.schema import MAX_POPULATION, positive
 from evofool.search.archive import AddResult
+from evofool.search.base import arrays_under
 
 if TYPE_CHECKING:
     from evofool.search.map_elites import MapElites
@@ -159,19 +160,23 @@ class CellEmitter(Emitter):
             if not len(samples):
                 break
             limit -= len(samples)
-            shape = genome_type.parameters(template).shape[1:]
-            batches.append(genome_type.with_parameters(
-                np.repeat(template, len(samples), axis=0),
-                samples.reshape(len(samples), *shape).astype(np.float32)))
+            batches.append(self._genomes(template, samples))
             self._asked.append((cell, len(samples), wanted, state, template))
         return np.concatenate(batches) if batches else None
 
-    def _project(self, template: np.ndarray, vector: np.ndarray) -> np.ndarray:
+    def _genomes(self, template: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Copies of the one-genome population ``template`` with the parameter ``vectors``
+        (n, dimensions), clipped to the genome's range by the genome type."""
         genome_type = self.search.genome_type
         shape = genome_type.parameters(template).shape[1:]
-        inside = genome_type.with_parameters(template, vector.reshape(1, *shape)
-                                             .astype(np.float32))
-        return genome_type.parameters(inside).reshape(-1)[:vector.size].astype(np.float64)
+        return genome_type.with_parameters(np.repeat(template, len(vectors), axis=0),
+                                           vectors.reshape(len(vectors), *shape)
+                                           .astype(np.float32))
+
+    def _project(self, template: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        inside = self._genomes(template, vector[None])
+        parameters = self.search.genome_type.parameters(inside)
+        return parameters.reshape(-1)[:vector.size].astype(np.float64)
 
     def tell(self, candidates: np.ndarray, scores: np.ndarray, added: AddResult) -> None:
         genome_type = self.search.genome_type
@@ -224,11 +229,11 @@ class CellEmitter(Emitter):
             cell = int(cell)
             if not 0 <= cell < cells:
                 raise ValueError(f"emitter state names cell {cell} of {cells}")
-            prefix, template = f"cell{cell}.", f"cell{cell}.template."
+            saved = arrays_under(arrays, f"cell{cell}.")
             self.templates[cell] = self.search.genome_type.unpack(
-                {k[len(template):]: v for k, v in arrays.items() if k.startswith(template)})
-            self.cell_state[cell] = {k[len(prefix):]: np.array(v) for k, v in arrays.items()
-                                     if k.startswith(prefix) and not k.startswith(template)}
+                arrays_under(saved, "template."))
+            self.cell_state[cell] = {k: np.array(v) for k, v in saved.items()
+                                     if not k.startswith("template.")}
 
     def log_fields(self) -> dict:
         return {"restarts": int(self.restarts.sum())}

@@ -84,6 +84,13 @@ class GenomeType(ABC):
         """A new population: ``population`` with ``parameters``, clipped to their range."""
         raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
 
+    def grown(self, population: np.ndarray, size: int, rng: np.random.Generator,
+              layers: int = 1) -> np.ndarray:
+        """``population`` with more parameters per genome that leave every image as it is (a
+        CPPN's ``layers`` new layers of ``size`` hidden nodes), for gradient ascent's
+        ``grow``."""
+        raise NotImplementedError(f"genome type '{self.name}' cannot grow")
+
     def ready(self) -> None:
         """Raise ValueError (one line) when this type cannot make new genomes here (a
         perturbation whose start image cannot be read); called before a run starts. Saved

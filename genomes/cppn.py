@@ -60,7 +60,7 @@ from evofool.genomes.cppn_batched import evaluate_batched
 from evofool.genomes.cppn_graph import (ACTIVATIONS, GAUSSIAN, HALF_TANH, SINE, Program,
                                         canonical_json, compile_graph,
                                         genome_from_json, genome_hash, genome_to_json,
-                                        mutate_graphs, random_graph)
+                                        grow_graph, mutate_graphs, random_graph)
 from evofool.schema import (MAX_ETA, MAX_IMAGE_SIDE, MAX_WEIGHT_LIMIT, non_negative, positive,
                             probability)
 
@@ -426,6 +426,17 @@ class CppnGenome(GenomeType):
         from evofool.genomes.cppn_gradient import with_link_weights
         return as_population(with_link_weights(population, parameters,
                                                self.params.weight_limit))
+
+    def grown(self, population: np.ndarray, size: int, rng: np.random.Generator,
+              layers: int = 1) -> np.ndarray:
+        """Each graph with ``layers`` layers of ``size`` more hidden nodes
+        (:func:`grow_graph`). The first layer's input weights span +-weight_limit over the
+        largest coordinate, so with ``code`` coordinates (up to the image size) its waves are
+        as wide as with ``picbreeder`` ones."""
+        planes = coordinate_inputs(*self.reference, self.params.coordinates, self.reference)
+        bounds = self.params.weight_limit / np.maximum(1.0, planes.abs().amax(dim=1).numpy())
+        return as_population(grow_graph(graph, size, self.params.activations, bounds, rng,
+                                        layers) for graph in population)
 
     def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
         """The exact render of ``population`` (whose weights are ``parameters``), with the

@@ -289,6 +289,42 @@ def _split_edge(graph: nx.DiGraph, source, target, activation: str) -> None:
     _add_edge(graph, hidden, target, weight)
 
 
+
+def grow_graph(graph: nx.DiGraph, nodes: int, activations, input_weights: np.ndarray,
+               rng: np.random.Generator, layers: int = 1) -> nx.DiGraph:
+    """A copy of ``graph`` with ``layers`` more layers of ``nodes`` hidden nodes each, every
+    node with a random activation of ``activations``. The first layer is fed by every input
+    with weights drawn uniformly in +-``input_weights`` (one bound per input: x, y, d,
+    bias); a later layer by the bias and every node of the layer before, uniformly in
+    +-sqrt(6 / nodes) (SIREN's bound, Sitzmann et al. 2020: sums of unit scale); the last
+    layer feeds every output with weight 0. The image is exactly the same; a gradient has
+    more numbers to move it by (evolution's add-node mutation grows one node at a time)."""
+    graph = copy_graph(graph)
+    outputs = [n for n, data in graph._node.items() if data["kind"] == "output"]
+    number = len(graph._node)
+    sources: list = list(INPUTS)
+    bounds = np.asarray(input_weights, dtype=np.float64)
+    for _ in range(layers):
+        picks = rng.integers(len(activations), size=nodes)
+        weights = rng.uniform(-1.0, 1.0, size=(nodes, len(sources))) * bounds
+        layer = []
+        for pick, row in zip(picks.tolist(), weights.tolist()):
+            while f"h{number}" in graph._node:
+                number += 1
+            hidden = f"h{number}"
+            graph._succ[hidden], graph._pred[hidden] = {}, {}
+            graph._node[hidden] = {"kind": "hidden", "activation": activations[pick]}
+            for source, weight in zip(sources, row):
+                _add_edge(graph, source, hidden, weight)
+            layer.append(hidden)
+        sources = ["bias", *layer]
+        bounds = np.concatenate([[bounds[-1]], np.full(nodes, np.sqrt(6.0 / nodes))])
+    for hidden in sources[1:]:
+        for target in outputs:
+            _add_edge(graph, hidden, target, 0.0)
+    return graph
+
+
 # --- validation and JSON ------------------------------------------------------------------
 
 def check_graph(graph: nx.DiGraph, channels: int | None = None) -> None:

@@ -38,13 +38,14 @@ def test_stepping_stones_keep_the_ask_tell_contract():
                     generations=5)
 
 
-def _search(emitters, genome_type=None, seed=0, classes=CLASSES):
+def _search(emitters, genome_type=None, seed=0, classes=CLASSES, stop_confidence=None):
     from evofool.genomes.direct import DirectGenome, DirectParams
     genome_type = genome_type or DirectGenome(DirectParams(), 1, (6, 6))
     def evaluate(candidates):  # the made-up scorer on the rendered pixels
         return made_up_scores(genome_type.render(candidates).numpy())
     return MapElites(MapElitesParams(init_size=8, emitters=emitters), genome_type,
-                     list(classes), Budget(generations=30), seed, evaluate=evaluate)
+                     list(classes), Budget(generations=30, stop_confidence=stop_confidence),
+                     seed, evaluate=evaluate)
 
 
 @pytest.mark.parametrize("emitter", [{"type": "cma", "sigma": 0.2},
@@ -59,6 +60,24 @@ def test_a_per_cell_optimizer_climbs_its_cells(emitter):
     assert np.all(search.archive.confidence >= start)
     assert search.archive.confidence[1] > start[1] + 0.05, (start, search.archive.confidence)
     assert report.generation == 15 and search.log_fields()["emitter_batches"]
+
+
+def test_a_cell_at_the_stop_confidence_gets_no_more_samples():
+    # the same start twice; the second run's goal is what its best cell already holds
+    emitter = {"type": "es", "pairs": 4}
+    first = _search([emitter])
+    first.step()
+    goal = float(first.archive.confidence.max())
+    search = _search([emitter], stop_confidence=goal)
+    search.step()
+    done = search.archive.confidence >= goal
+    assert done.sum() == 1
+    sampled = []
+    for _ in range(3):
+        search.step()
+        sampled.append(search.log_fields()["emitter_batches"][0])
+    assert sampled == [9 * (len(CLASSES) - 1)] * 3  # 4 pairs and the centre, open cells only
+    assert np.all(search.archive.confidence[~done] < goal)  # (else fewer cells were open)
 
 
 def test_cma_over_cppn_weights_keeps_each_cells_topology():
@@ -104,6 +123,52 @@ def test_emitters_run_from_yaml_resume_exactly_and_log_their_batches(tmp_path):
     theirs, _, _ = load_archive(halves / "run")
     assert ours.rows() == theirs.rows()
     assert np.array_equal(ours.genomes, theirs.genomes)
+
+
+def _edit_checkpoint(path, change):
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    state = json.loads(str(arrays["state"]))
+    change(state, arrays)
+    arrays["state"] = np.array(json.dumps(state))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _first_running(state):
+    return state["emitters"][0]["running"][0]
+
+
+TAMPERED = {  # a checkpoint from a stranger: each a one-line refusal, nothing run or lost
+    "a cell out of range": (lambda state, arrays: state["emitters"][0]["running"].append(99),
+                            "names cell 99 of 3"),
+    "a centre of another size": (lambda state, arrays: arrays.__setitem__(
+        f"emitter0.cell{_first_running(state)}.centre", np.zeros(5)), "centre (5,)"),
+    "an array missing": (lambda state, arrays: arrays.pop(
+        f"emitter0.cell{_first_running(state)}.direction"), "not best (), centre (64,), direction (64,)"),
+    "no template": (lambda state, arrays: [arrays.pop(k) for k in list(arrays)
+                                           if ".template." in k], "emitter"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_tampered_emitter_state_is_refused_in_one_line(tmp_path, capsys, case):
+    from evofool.cli import main
+    path = small_experiment(tmp_path, genome={"type": "direct", "size": 8},
+                            model={"spec": "lenet-mnist", "classes": [3, 5, 8]},
+                            algorithm={"type": "map_elites", "init_size": 12,
+                                       "emitters": [{"type": "es", "pairs": 2}]},
+                            budget={"generations": 3})
+    run = run_experiment(load_experiment(path)).run_dir
+    change, fragment = TAMPERED[case]
+    _edit_checkpoint(run / "checkpoint.npz", change)
+    before = {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["run", "--resume", str(run), "budget.generations=5"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "checkpoint.npz" in err and fragment in err, err
+    assert {p.name: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_stepping_stones_keep_every_class_but_report_the_listed_ones(tmp_path):

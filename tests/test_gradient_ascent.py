@@ -45,10 +45,12 @@ def test_every_class_climbs_to_the_stop_confidence_in_its_saved_png(tmp_path):
     assert ascending == sorted(ascending, reverse=True) and ascending[-1] == 0
 
 
-def test_a_stopped_and_resumed_ascent_repeats_the_uninterrupted_one(tmp_path):
-    budget = {"generations": 24}
-    whole = run_experiment(load_experiment(ascent_experiment(tmp_path / "a", budget=budget)))
-    half = ascent_experiment(tmp_path / "b", budget={"generations": 12})
+@pytest.mark.parametrize("update", ["paper", "adam"])
+def test_a_stopped_and_resumed_ascent_repeats_the_uninterrupted_one(tmp_path, update):
+    budget, algorithm = {"generations": 24}, {**ASCENT, "update": update}
+    whole = run_experiment(load_experiment(ascent_experiment(tmp_path / "a", budget=budget,
+                                                             algorithm=algorithm)))
+    half = ascent_experiment(tmp_path / "b", budget={"generations": 12}, algorithm=algorithm)
     resume_run(run_experiment(load_experiment(half)).run_dir, ["budget.generations=24"])
     first, second = read_run(whole.run_dir).archive, read_run(tmp_path / "b" / "run").archive
     assert np.array_equal(first.genomes, second.genomes)
@@ -73,6 +75,8 @@ def test_ascent_refines_the_elites_of_an_evolved_run(tmp_path):
     ({"algorithm": {**ASCENT, "start": "ones"}}, "algorithm.start"),
     ({"algorithm": {**ASCENT, "blur_radius": 0.1}}, "algorithm.blur_radius"),
     ({"algorithm": {**ASCENT, "start_from": "/no/such/run"}}, "/no/such/run"),
+    ({"algorithm": {**ASCENT, "grow": 8}}, "genome type 'direct' cannot grow"),
+    ({"genome": {"type": "cppn"}, "algorithm": {**ASCENT, "grow": -1}}, "algorithm.grow"),
 ])
 def test_what_ascent_cannot_do_is_one_line(tmp_path, capsys, change, fragment):
     assert main(["run", str(ascent_experiment(tmp_path, **change))]) != 0
@@ -94,6 +98,26 @@ def test_cppns_are_refined_in_their_link_weights_and_stay_cppns(tmp_path):
     assert np.any(after.confidence > before.confidence + 1e-3)
     for old, new in zip(before.genomes, after.genomes):  # same drawing, other weights
         assert sorted(old.edges) == sorted(new.edges) and dict(old.nodes) == dict(new.nodes)
+
+
+def test_grown_cppns_start_as_the_same_images_and_climb_higher(tmp_path):
+    """grow adds hidden nodes that leave the image as it is; their weights give the gradient
+    room that a few evolved links do not (random CPPNs, 20 steps, the same starts)."""
+    runs = {}
+    for grow in (0, 16):
+        path = ascent_experiment(tmp_path / f"grow{grow}", genome={"type": "cppn"},
+                                 algorithm={**ASCENT, "start": "randu", "grow": grow},
+                                 budget={"generations": 20})
+        result = run_experiment(load_experiment(path))
+        log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text()
+               .splitlines()]
+        runs[grow] = log[0]["best"], read_run(result.run_dir).archive
+    (start, fixed), (grown_start, grown) = runs[0], runs[16]
+    assert grown_start == start  # step 0 scores the very same images
+    for small, big in zip(fixed.genomes, grown.genomes):
+        hidden = [n for n, kind in big.nodes(data="kind") if kind == "hidden"]
+        assert len(hidden) == 16 + sum(kind == "hidden" for _, kind in small.nodes(data="kind"))
+    assert grown.confidence.sum() > fixed.confidence.sum() + 0.2
 
 
 def test_start_from_a_run_of_another_genome_type_is_refused(tmp_path):

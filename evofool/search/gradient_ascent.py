@@ -30,7 +30,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from evofool.schema import positive
+from evofool.genomes.base import GenomeType
+from evofool.schema import non_negative, positive
 from evofool.search.archive import AddResult
 from evofool.search.base import SearchAlgorithm, arrays_under
 
@@ -39,6 +40,7 @@ STARTS = ("mean_plus", "randu", "zero")
 # image is the model's top-1 ("argmax") and reaches each confidence.
 MILESTONES = ("argmax", "0.99", "0.999", "0.9999")
 FORWARD, BACKWARD = 1, 2  # evaluation-equivalents of one image's forward and backward pass
+ADAM_BETAS, ADAM_EPSILON = (0.9, 0.999), 1e-8  # Kingma & Ba's defaults, as torch.optim.Adam
 
 
 @dataclass
@@ -68,9 +70,20 @@ class GradientAscentParams:
     blur_every: int = field(default=1, metadata=positive(at_most=1_000_000))
     # Not in the released code: ``sign`` steps every parameter by sign_step in the direction
     # of its gradient (steepest ascent in L-inf, as PGD), for perturbations within an L-inf
-    # ball; ``paper`` is the released code's step-size policy above.
-    update: Literal["paper", "sign"] = "paper"
+    # ball; ``adam`` takes Adam's steps of adam_lr (per-parameter scales, for CPPN weights,
+    # whose gradients differ by orders of magnitude between links); ``paper`` is the
+    # released code's step-size policy above.
+    update: Literal["paper", "sign", "adam"] = "paper"
     sign_step: float = field(default=1 / 255, metadata=positive("a positive number"))
+    adam_lr: float = field(default=0.01, metadata=positive("a positive number"))
+    # Not in the released code: hidden nodes added to each starting CPPN before the ascent
+    # (fed by every input, feeding every output with weight 0: the same image at step 0),
+    # so that the gradient has more weights to move than the few dozen evolution found.
+    grow: int = field(default=0, metadata=non_negative(
+        "an integer >= 0 (hidden nodes per added layer of each CPPN; 0: none)",
+        at_most=10_000))
+    grow_layers: int = field(default=1, metadata=positive(
+        "a positive integer (layers of grow nodes, each fed by the one before)", at_most=16))
 
 
 class GradientAscent(SearchAlgorithm):
@@ -89,12 +102,18 @@ class GradientAscent(SearchAlgorithm):
         if not self.genome_type.differentiable:
             raise ValueError(f"needs a genome type with a differentiable "
                              f"render (direct), not '{self.genome_type.name}'")
+        if self.params.grow and type(self.genome_type).grown is GenomeType.grown:
+            raise ValueError(f"genome type '{self.genome_type.name}' cannot grow: leave out "
+                             "grow (it adds hidden nodes to CPPNs)")
         if not self.genome_type.pixel_parameters and self.params.blur_radius:
             raise ValueError(f"genome type '{self.genome_type.name}' is ascended in its own "
                              "parameters, which blur_radius cannot blur: leave it out")
         cells = len(self.archive)
         self.current: np.ndarray | None = None   # one genome per cell, as of the last tell
         self.gradients = np.zeros(0, dtype=np.float32)
+        # Adam's running moments of each cell's gradient, and how many it has seen
+        self.moments = np.zeros((2, 0), dtype=np.float32)
+        self.moment_steps = np.zeros(cells, dtype=np.int64)
         self.own = np.zeros(cells)               # each cell's image's confidence in its class
         self.active = np.ones(cells, dtype=bool)
         self.first_step = np.full((cells, len(MILESTONES)), -1, dtype=np.int64)
@@ -110,7 +129,7 @@ class GradientAscent(SearchAlgorithm):
         self._cells = cells[:self.batch_limit(len(cells) * self.evaluation_cost)
                             // self.evaluation_cost]
         return self._ascend(self.current[self._cells], self.gradients[self._cells],
-                            self.own[self._cells])
+                            self.own[self._cells], self._cells)
 
     def _center(self) -> np.ndarray | float:
         """Where decay pulls: the model's mean colour for pixels (the paper's mean image),
@@ -125,6 +144,13 @@ class GradientAscent(SearchAlgorithm):
         return mean.reshape(1, channels, 1, 1)
 
     def _starts(self) -> np.ndarray:
+        starts = self._plain_starts()
+        if self.params.grow:
+            starts = self.genome_type.grown(starts, self.params.grow, self.rng,
+                                            self.params.grow_layers)
+        return starts
+
+    def _plain_starts(self) -> np.ndarray:
         if self.params.start_from is not None:
             return self._elites_of(self.params.start_from)
         n = len(self.archive)
@@ -173,7 +199,7 @@ class GradientAscent(SearchAlgorithm):
         return run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
 
     def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,
-                own: np.ndarray) -> np.ndarray:
+                own: np.ndarray, cells: np.ndarray) -> np.ndarray:
         """One step of the paper's policy for each genome (see the module docstring)."""
         params = self.params
         g = torch.from_numpy(gradients)
@@ -184,6 +210,8 @@ class GradientAscent(SearchAlgorithm):
             g = torch.where(((x <= 0) & (g < 0)) | ((x >= 1) & (g > 0)), 0.0, g)
         if params.update == "sign":
             x = x + params.sign_step * torch.sign(g)
+        elif params.update == "adam":
+            x = x + params.adam_lr * torch.where(g == 0, 0.0, self._adam_direction(cells))
         else:
             x = x + self._paper_step(g, own)
         if params.decay:
@@ -192,6 +220,15 @@ class GradientAscent(SearchAlgorithm):
         if params.blur_radius and (self.steps % params.blur_every == 0):
             x = _gaussian_blur(x, params.blur_radius)
         return self.genome_type.with_parameters(genomes, x.numpy())
+
+    def _adam_direction(self, cells: np.ndarray) -> torch.Tensor:
+        """Adam's bias-corrected m / (sqrt(v) + eps) of each cell, from the moments that
+        ``incorporate`` keeps (an ask changes nothing)."""
+        (b1, b2), t = ADAM_BETAS, self.moment_steps[cells].astype(np.float64)
+        shape = (-1,) + (1,) * (self.moments.ndim - 2)
+        first = self.moments[0, cells] / (1.0 - b1 ** t).reshape(shape)
+        second = self.moments[1, cells] / (1.0 - b2 ** t).reshape(shape)
+        return torch.from_numpy((first / (np.sqrt(second) + ADAM_EPSILON)).astype(np.float32))
 
     def _paper_step(self, g: torch.Tensor, own: np.ndarray) -> torch.Tensor:
         """The released code's step: lr * g, with lr asking for a probability gain of
@@ -212,7 +249,7 @@ class GradientAscent(SearchAlgorithm):
     # --- score: a forward and a backward pass ------------------------------------------
     def score(self, candidates: np.ndarray) -> np.ndarray:
         """Confidences of ``candidates`` (the archive's classes) and, kept for the next
-        ask, each one's gradient of its own class's probability."""
+        ask, each one's gradient of its own class's probability (its log with Adam)."""
         scores, gradients, top1 = [], [], []
         class_ids = torch.tensor(self.archive.class_ids)
         every = self.genome_type.parameters(candidates)
@@ -225,7 +262,12 @@ class GradientAscent(SearchAlgorithm):
                 images = self.genome_type.render_parameters(chunk, parameters)
                 everything = self.target.probabilities(images, all_classes=True)
                 scored = everything[:, class_ids.to(everything.device)]
-                scored[torch.arange(len(chunk)), own.to(scored.device)].sum().backward()
+                climbed = scored[torch.arange(len(chunk)), own.to(scored.device)]
+                if self.params.update == "adam":
+                    # log p: p's gradient divided by p, the same direction; its scale does not
+                    # change a thousandfold as p climbs, which Adam's slow second moment needs
+                    climbed = climbed.clamp_min(1e-30).log()
+                climbed.sum().backward()
             gradients.append(parameters.grad.numpy())
             scores.append(scored.detach().cpu().numpy())
             top1.append((everything.detach().argmax(dim=1).cpu() == class_ids[own]).numpy())
@@ -245,8 +287,15 @@ class GradientAscent(SearchAlgorithm):
         if self.current is None:
             self.current = candidates.copy()
             self.gradients = np.zeros_like(gradients)
+            if self.params.update == "adam":
+                self.moments = np.zeros((2, *gradients.shape), dtype=np.float32)
         self.current[cells] = candidates
-        self.gradients[cells] = _padded(gradients, self.gradients.shape[1:])
+        self.gradients[cells] = gradients = _padded(gradients, self.gradients.shape[1:])
+        if self.params.update == "adam":
+            (b1, b2) = ADAM_BETAS
+            self.moments[0, cells] = b1 * self.moments[0, cells] + (1 - b1) * gradients
+            self.moments[1, cells] = b2 * self.moments[1, cells] + (1 - b2) * gradients ** 2
+            self.moment_steps[cells] += 1
         own = scores[np.arange(len(cells)), cells]
         self.own[cells] = np.where(np.isfinite(own), own, 0.0)
         reached = np.stack([top1] + [own >= float(m) for m in MILESTONES[1:]], axis=1)
@@ -281,7 +330,8 @@ class GradientAscent(SearchAlgorithm):
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         info, arrays = super().state()
         info["has_current"] = self.current is not None
-        arrays.update(own=self.own, active=self.active, first_step=self.first_step)
+        arrays.update(own=self.own, active=self.active, first_step=self.first_step,
+                      moments=self.moments, moment_steps=self.moment_steps)
         if self.current is not None:
             arrays["gradients"] = self.gradients
             arrays.update({f"current.{k}": v
@@ -295,10 +345,13 @@ class GradientAscent(SearchAlgorithm):
         self.active = np.asarray(arrays["active"], dtype=bool).reshape(cells)
         self.first_step = np.asarray(arrays["first_step"], dtype=np.int64).reshape(
             cells, len(MILESTONES))
+        self.moment_steps = np.asarray(arrays["moment_steps"], dtype=np.int64).reshape(cells)
+        self.moments = np.asarray(arrays["moments"], dtype=np.float32)
         if info["has_current"]:
             self.current = self.genome_type.unpack(arrays_under(arrays, "current."))
             self.gradients = np.asarray(arrays["gradients"], dtype=np.float32)
-            if len(self.current) != cells or len(self.gradients) != cells:
+            if len(self.current) != cells or len(self.gradients) != cells or (
+                    self.moments.size and self.moments.shape != (2, *self.gradients.shape)):
                 raise ValueError(f"gradient_ascent state for {len(self.current)} cells, "
                                  f"not {cells}")
         else:

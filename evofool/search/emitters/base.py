@@ -95,7 +95,8 @@ class CellEmitter(Emitter):
     elite, samples candidates around its own centre, is ranked by the log confidence of
     that cell's class, and restarts from the cell's (perhaps newer) elite when it has not
     improved its cell for ``restart_after`` of its generations. Its candidates are offered
-    to every cell, as CMA-ME's emitters' are.
+    to every cell, as CMA-ME's emitters' are. A cell whose elite has reached
+    ``budget.stop_confidence`` gets no more samples: its share goes to the others.
 
     Subclasses write :meth:`start` (a fresh state from a parameter vector), :meth:`sample`
     and :meth:`update`, keeping each cell's state as a dict of NumPy arrays.
@@ -136,7 +137,11 @@ class CellEmitter(Emitter):
 
     # --- the cycle --------------------------------------------------------------------------
     def _cells_in_turn(self) -> list[int]:
-        filled = np.flatnonzero(self.search.archive.filled)
+        archive, stop = self.search.archive, self.search.budget.stop_confidence
+        open_cells = archive.filled.copy()
+        if stop is not None:  # a class at the run's goal needs no more samples
+            open_cells &= archive.confidence < stop
+        filled = np.flatnonzero(open_cells)
         if not len(filled):
             return []
         count = len(filled) if self.params.cells is None else min(self.params.cells,
@@ -230,10 +235,24 @@ class CellEmitter(Emitter):
             if not 0 <= cell < cells:
                 raise ValueError(f"emitter state names cell {cell} of {cells}")
             saved = arrays_under(arrays, f"cell{cell}.")
-            self.templates[cell] = self.search.genome_type.unpack(
-                arrays_under(saved, "template."))
-            self.cell_state[cell] = {k: np.array(v) for k, v in saved.items()
-                                     if not k.startswith("template.")}
+            template = self.search.genome_type.unpack(arrays_under(saved, "template."))
+            if len(template) != 1:
+                raise ValueError(f"emitter state of cell {cell} has {len(template)} templates")
+            state = {k: np.array(v) for k, v in saved.items() if not k.startswith("template.")}
+            # what a fresh optimizer of this template holds: the same arrays, the same shapes
+            fresh = self.start(self.search.genome_type.parameters(template).reshape(-1)
+                               .astype(np.float64))
+            fresh["best"] = np.array(0.0)
+            shapes = {k: np.shape(v) for k, v in state.items()}
+            wanted = {k: np.shape(v) for k, v in fresh.items()}
+            if shapes != wanted:
+                raise ValueError(f"emitter state of cell {cell} holds {_shapes(shapes)}, "
+                                 f"not {_shapes(wanted)}")
+            self.templates[cell], self.cell_state[cell] = template, state
 
     def log_fields(self) -> dict:
         return {"restarts": int(self.restarts.sum())}
+
+
+def _shapes(shapes: dict[str, tuple]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(shapes.items()))

@@ -318,7 +318,7 @@ def grow_graph(graph: nx.DiGraph, nodes: int, activations, input_weights: np.nda
                 _add_edge(graph, source, hidden, weight)
             layer.append(hidden)
         sources = ["bias", *layer]
-        bounds = np.concatenate([[bounds[-1]], np.full(nodes, np.sqrt(6.0 / nodes))])
+        bounds = np.full(len(sources), np.sqrt(6.0 / nodes))
     for hidden in sources[1:]:
         for target in outputs:
             _add_edge(graph, hidden, target, 0.0)

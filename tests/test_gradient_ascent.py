@@ -120,6 +120,20 @@ def test_grown_cppns_start_as_the_same_images_and_climb_higher(tmp_path):
     assert grown.confidence.sum() > fixed.confidence.sum() + 0.2
 
 
+def test_grown_layers_leave_every_image_as_it_is():
+    import torch
+    from evofool.genomes.cppn import CppnGenome, CppnParams
+    genome = CppnGenome(CppnParams(), channels=3, size=(32, 32))
+    rng = np.random.default_rng(0)
+    population = genome.mutate(genome.random(4, rng), rng, generation=1)
+    grown = genome.grown(population, 8, rng, layers=3)
+    assert torch.equal(genome.render(population), genome.render(grown))
+    for small, big in zip(population, grown):
+        # 8 nodes fed by x, y, d, bias; two layers fed by the bias and 8 nodes; 8 x 3 outputs
+        assert big.number_of_edges() == small.number_of_edges() + 8 * 4 + 2 * 8 * 9 + 8 * 3
+        assert len(big) == len(small) + 24
+
+
 def test_start_from_a_run_of_another_genome_type_is_refused(tmp_path):
     (tmp_path / "cppn").mkdir()
     cppn = run_experiment(load_experiment(small_experiment(

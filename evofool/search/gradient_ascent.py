@@ -200,7 +200,7 @@ class GradientAscent(SearchAlgorithm):
 
     def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,
                 own: np.ndarray, cells: np.ndarray) -> np.ndarray:
-        """One step of the paper's policy for each genome (see the module docstring)."""
+        """One step of ``update`` for each genome (the paper's: see the module docstring)."""
         params = self.params
         g = torch.from_numpy(gradients)
         x = torch.from_numpy(_padded(self.genome_type.parameters(genomes), g.shape))
@@ -345,8 +345,10 @@ class GradientAscent(SearchAlgorithm):
         self.active = np.asarray(arrays["active"], dtype=bool).reshape(cells)
         self.first_step = np.asarray(arrays["first_step"], dtype=np.int64).reshape(
             cells, len(MILESTONES))
-        self.moment_steps = np.asarray(arrays["moment_steps"], dtype=np.int64).reshape(cells)
-        self.moments = np.asarray(arrays["moments"], dtype=np.float32)
+        # (checkpoints from before update: adam have no moments)
+        self.moment_steps = np.asarray(arrays.get("moment_steps", np.zeros(cells)),
+                                       dtype=np.int64).reshape(cells)
+        self.moments = np.asarray(arrays.get("moments", np.zeros((2, 0))), dtype=np.float32)
         if info["has_current"]:
             self.current = self.genome_type.unpack(arrays_under(arrays, "current."))
             self.gradients = np.asarray(arrays["gradients"], dtype=np.float32)

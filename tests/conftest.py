@@ -41,6 +41,17 @@ def small_experiment(tmp_path: Path, **sections) -> Path:
     return path
 
 
+def edit_arrays(path: Path, change) -> None:
+    """Rewrite the npz file ``path`` after ``change(arrays)`` edits its {name: array} dict
+    in place (a tampered checkpoint or archive, as a stranger might send)."""
+    import numpy as np
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    change(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
 def direct_and_cppn_runs(root: Path, generations: int, named: bool = False) -> dict[str, Path]:
     """A finished tiny MAP-Elites run of each built-in genome type on the shipped LeNet
     (``named``: experiments called tiny_direct, tiny_cppn); {genome: run directory}."""

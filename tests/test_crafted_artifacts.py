@@ -37,7 +37,7 @@ from evofool.errors import EvofoolError
 from evofool.render import save_genome_json
 from evofool.runner import run_experiment
 from evofool.run_data import log_prefix
-from conftest import REPO, direct_and_cppn_runs, small_experiment
+from conftest import REPO, direct_and_cppn_runs, edit_arrays, small_experiment
 
 SECRET = "evofool-secret-7f3a9c"  # the content of files outside the run that must not leak
 SECONDS = 5.0
@@ -157,14 +157,6 @@ def rewrite_npz(path: Path, members: dict[str, bytes | None]) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as new:
         for name, data in kept.items():
             new.writestr(name, data)
-
-
-def edit_arrays(path: Path, change: Callable[[dict], object]) -> None:
-    with np.load(path) as npz:
-        arrays = {key: npz[key] for key in npz.files}
-    change(arrays)
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
 
 
 def edit_state(change: Callable[[dict], object]) -> Callable[[Layout], None]:

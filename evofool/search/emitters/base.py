@@ -150,15 +150,13 @@ class CellEmitter(Emitter):
         return [int(filled[(start + k) % len(filled)]) for k in range(count)]
 
     def ask(self, limit: int) -> np.ndarray | None:
-        genome_type, archive, rng = self.search.genome_type, self.search.archive, self.search.rng
+        archive, rng = self.search.archive, self.search.rng
         batches, self._asked = [], []
         for cell in self._cells_in_turn():
             state, template = self.cell_state[cell], self.templates[cell]
             if state is None:  # (re)start from the cell's elite; kept only if told
                 template = archive.genomes[cell:cell + 1].copy()  # not a view: elites change
-                state = self.start(genome_type.parameters(template).reshape(-1)
-                                   .astype(np.float64))
-                state["best"] = np.array(archive.confidence[cell])
+                state = self._fresh_state(template, archive.confidence[cell])
             samples = self.sample(state, rng)
             wanted = len(samples)
             samples = samples[:limit]  # the budget's last batch: scored, not learnt from
@@ -168,6 +166,14 @@ class CellEmitter(Emitter):
             batches.append(self._genomes(template, samples))
             self._asked.append((cell, len(samples), wanted, state, template))
         return np.concatenate(batches) if batches else None
+
+    def _fresh_state(self, template: np.ndarray, best: float) -> dict[str, np.ndarray]:
+        """A new optimizer around the one-genome population ``template``, whose cell's best
+        confidence so far is ``best``."""
+        state = self.start(self.search.genome_type.parameters(template).reshape(-1)
+                           .astype(np.float64))
+        state["best"] = np.array(best)
+        return state
 
     def _genomes(self, template: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         """Copies of the one-genome population ``template`` with the parameter ``vectors``
@@ -240,9 +246,7 @@ class CellEmitter(Emitter):
                 raise ValueError(f"emitter state of cell {cell} has {len(template)} templates")
             state = {k: np.array(v) for k, v in saved.items() if not k.startswith("template.")}
             # what a fresh optimizer of this template holds: the same arrays, the same shapes
-            fresh = self.start(self.search.genome_type.parameters(template).reshape(-1)
-                               .astype(np.float64))
-            fresh["best"] = np.array(0.0)
+            fresh = self._fresh_state(template, 0.0)
             shapes = {k: np.shape(v) for k, v in state.items()}
             wanted = {k: np.shape(v) for k, v in fresh.items()}
             if shapes != wanted:

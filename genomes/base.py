@@ -85,10 +85,10 @@ class GenomeType(ABC):
         raise NotImplementedError(f"genome type '{self.name}' has no differentiable render")
 
     def grown(self, population: np.ndarray, size: int, rng: np.random.Generator,
-              layers: int = 1) -> np.ndarray:
+              layers: int = 1, activations: list[str] | None = None) -> np.ndarray:
         """``population`` with more parameters per genome that leave every image as it is (a
-        CPPN's ``layers`` new layers of ``size`` hidden nodes), for gradient ascent's
-        ``grow``."""
+        CPPN's ``layers`` new layers of ``size`` hidden nodes, with ``activations``), for
+        gradient ascent's ``grow``."""
         raise NotImplementedError(f"genome type '{self.name}' cannot grow")
 
     def ready(self) -> None:

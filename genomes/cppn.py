@@ -428,15 +428,17 @@ class CppnGenome(GenomeType):
                                                self.params.weight_limit))
 
     def grown(self, population: np.ndarray, size: int, rng: np.random.Generator,
-              layers: int = 1) -> np.ndarray:
+              layers: int = 1, activations: list[str] | None = None) -> np.ndarray:
         """Each graph with ``layers`` layers of ``size`` more hidden nodes
-        (:func:`grow_graph`). The first layer's input weights span +-weight_limit over the
-        largest coordinate, so with ``code`` coordinates (up to the image size) its waves are
-        as wide as with ``picbreeder`` ones."""
+        (:func:`grow_graph`), each with an activation drawn from ``activations`` (default:
+        the genome's). The first layer's input weights span +-weight_limit over the largest
+        coordinate, so with ``code`` coordinates (up to the image size) its waves are as
+        wide as with ``picbreeder`` ones."""
         planes = coordinate_inputs(*self.reference, self.params.coordinates, self.reference)
         bounds = self.params.weight_limit / np.maximum(1.0, planes.abs().amax(dim=1).numpy())
-        return as_population(grow_graph(graph, size, self.params.activations, bounds, rng,
-                                        layers) for graph in population)
+        activations = activations or self.params.activations
+        return as_population(grow_graph(graph, size, activations, bounds, rng, layers)
+                             for graph in population)
 
     def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
         """The exact render of ``population`` (whose weights are ``parameters``), with the

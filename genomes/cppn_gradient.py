@@ -19,7 +19,7 @@ import networkx as nx
 import numpy as np
 import torch
 
-from evofool.genomes.cppn_graph import evaluation_order
+from evofool.genomes.cppn_graph import INPUTS, evaluation_order
 
 # activation name -> f(p), as the compiled programs compute it
 _ACTIVATIONS = {
@@ -58,15 +58,66 @@ def with_link_weights(population: np.ndarray, weights: np.ndarray, limit: float)
 def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
          channels: int) -> torch.Tensor:
     """Raw outputs (channels, pixels) of ``graph`` with ``weights`` (parameter order) on its
-    links; ``inputs``: the (4, pixels) x, y, d, bias planes."""
-    weight = {edge: weights[i] for i, edge in enumerate(links(graph))}
-    value = {name: inputs[i] for i, name in enumerate(("x", "y", "d", "bias"))}
-    nodes, pred = graph._node, graph._pred
+    links; ``inputs``: the (4, pixels) x, y, d, bias planes.
+
+    Level by level (a node one deeper than its deepest source): each level's sums are
+    matrix products of a weight matrix per earlier level and that level's values, so a
+    grown layer of N nodes fed by M costs one product, not N x M multiply-adds, and
+    autograd keeps one plane per node, not one per link."""
+    levels, blocks = _levels(graph)
+    values = [inputs]  # per level: its nodes' planes, in the level's row order
+    for level, (nodes, sources) in enumerate(zip(levels[1:], blocks[1:]), start=1):
+        total = None
+        for source_level, (rows, columns, link_index) in sources.items():
+            matrix = weights.new_zeros((len(nodes), len(values[source_level])))
+            matrix = matrix.index_put((rows, columns), weights[link_index])
+            term = matrix @ values[source_level]
+            total = term if total is None else total + term
+        if total is None:  # a node without sources sums to zero
+            total = inputs.new_zeros((len(nodes), inputs.shape[1]))
+        values.append(torch.cat([_ACTIVATIONS[name](total[start:stop])
+                                 for name, start, stop in _runs(nodes, graph._node)]))
+    where = {node: (level, row) for level, nodes in enumerate(levels) for row, node in
+             enumerate(nodes)}
     zero = torch.zeros_like(inputs[0])
+    return torch.stack([values[where[out][0]][where[out][1]] if out in where else zero
+                        for out in (f"out{c}" for c in range(channels))])
+
+
+def _levels(graph: nx.DiGraph) -> tuple[list[list], list[dict]]:
+    """The nodes that reach an output, by level (level 0: the inputs), each level sorted by
+    activation; and per level, for each earlier level that feeds it, index tensors of the
+    links between them: (rows in this level, rows in that one, link numbers)."""
+    pred, nodes = graph._pred, graph._node
+    depth = dict.fromkeys(INPUTS, 0)
     for node in evaluation_order(graph):
-        total = sum((weight[(source, node)] * value[source] for source in pred[node]), zero)
-        value[node] = _ACTIVATIONS[nodes[node]["activation"]](total)
-    return torch.stack([value.get(f"out{c}", zero) for c in range(channels)])
+        depth[node] = 1 + max((depth[source] for source in pred[node]), default=0)
+    levels: list[list] = [list(INPUTS)] + [[] for _ in range(max(depth.values()))]
+    for node, level in depth.items():
+        if level:
+            levels[level].append(node)
+    for level in levels[1:]:
+        level.sort(key=lambda node: nodes[node]["activation"])
+    row = {node: i for level in levels for i, node in enumerate(level)}
+    pending: list[dict] = [{} for _ in levels]
+    for number, (source, target) in enumerate(links(graph)):
+        if target in depth and source in depth:
+            entry = pending[depth[target]].setdefault(depth[source], ([], [], []))
+            for part, value in zip(entry, (row[target], row[source], number)):
+                part.append(value)
+    blocks = [{source: tuple(torch.tensor(part) for part in entry)
+               for source, entry in sorted(block.items())} for block in pending]
+    return levels, blocks
+
+
+def _runs(level: list, nodes: dict) -> list[tuple[str, int, int]]:
+    """(activation, start, stop) of each run of nodes of one activation in a sorted level."""
+    runs, start = [], 0
+    for i in range(1, len(level) + 1):
+        if i == len(level) or nodes[level[i]]["activation"] != nodes[level[start]]["activation"]:
+            runs.append((nodes[level[start]]["activation"], start, i))
+            start = i
+    return runs
 
 
 def hsv_to_rgb(image: torch.Tensor) -> torch.Tensor:

@@ -132,6 +132,12 @@ def test_grown_layers_leave_every_image_as_it_is():
         # 8 nodes fed by x, y, d, bias; two layers fed by the bias and 8 nodes; 8 x 3 outputs
         assert big.number_of_edges() == small.number_of_edges() + 8 * 4 + 2 * 8 * 9 + 8 * 3
         assert len(big) == len(small) + 24
+    sines = genome.grown(population, 8, rng, layers=2, activations=["sine"])
+    assert torch.equal(genome.render(population), genome.render(sines))
+    for small, big in zip(population, sines):
+        new = [activation for node, activation in big.nodes(data="activation")
+               if node not in small]
+        assert new == ["sine"] * 16
 
 
 def test_start_from_a_run_of_another_genome_type_is_refused(tmp_path):
@@ -152,3 +158,23 @@ def test_start_from_a_run_that_draws_differently_is_refused(tmp_path):
     with pytest.raises(EvofoolError, match=r"draws differently \(size: 14 there, None here; "
                                            r"size \(14, 14\) there, \(28, 28\) here\)"):
         run_experiment(load_experiment(path))
+
+
+def test_start_from_may_differ_in_keys_that_leave_its_images_as_they_are(tmp_path):
+    """A wider weight_limit or other mutation rates draw the evolved elites as they are, so
+    they may be refined; a narrower weight_limit would clip their links, and is refused."""
+    (tmp_path / "evolved").mkdir()
+    evolved = run_experiment(load_experiment(small_experiment(
+        tmp_path / "evolved", genome={"type": "cppn"}, budget={"generations": 2},
+        model={"spec": "lenet-mnist", "classes": [3, 5, 8]}))).run_dir
+    wider = ascent_experiment(tmp_path / "wider", algorithm={**ASCENT, "start_from": str(evolved)},
+                              genome={"type": "cppn", "weight_limit": 30.0,
+                                      "add_node_rate": 0.1}, budget={"generations": 1})
+    refined = read_run(run_experiment(load_experiment(wider)).run_dir).archive
+    assert np.all(refined.confidence >= read_run(evolved).archive.confidence - 1e-9)
+    narrower = ascent_experiment(tmp_path / "narrower", genome={"type": "cppn", "weight_limit": 0.5},
+                                 algorithm={**ASCENT, "start_from": str(evolved)})
+    with pytest.raises(EvofoolError, match=r"draws differently \(weight_limit: 10.0 there, "
+                                           r"0.5 here\)"):
+        run_experiment(load_experiment(narrower))
+

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from evofool.genomes.base import GenomeType
+from evofool.genomes.cppn_graph import ACTIVATIONS
 from evofool.schema import non_negative, positive
 from evofool.search.archive import AddResult
 from evofool.search.base import SearchAlgorithm, arrays_under
@@ -76,6 +77,12 @@ class GradientAscentParams:
     update: Literal["paper", "sign", "adam"] = "paper"
     sign_step: float = field(default=1 / 255, metadata=positive("a positive number"))
     adam_lr: float = field(default=0.01, metadata=positive("a positive number"))
+    # What Adam climbs. Any increasing function of p points the same way; what differs is
+    # how the gradient's scale changes as p climbs, which Adam's slow second moment feels:
+    # log p's shrinks by (1 - p) near the top, so after 99% the steps shrink and the last
+    # digits crawl; the log odds, log(p / (1 - p)), keeps its scale there (and is log p
+    # where p is small).
+    adam_objective: Literal["log_p", "log_odds"] = "log_p"
     # Not in the released code: hidden nodes added to each starting CPPN before the ascent
     # (fed by every input, feeding every output with weight 0: the same image at step 0),
     # so that the gradient has more weights to move than the few dozen evolution found.
@@ -84,6 +91,12 @@ class GradientAscentParams:
         at_most=10_000))
     grow_layers: int = field(default=1, metadata=positive(
         "a positive integer (layers of grow nodes, each fed by the one before)", at_most=16))
+    # The activations of the grown nodes (null: the genome's). Layers of sines compose into
+    # the periodic textures (spots, stripes) that a sum of smooth bumps cannot draw: SIREN's
+    # finding (Sitzmann et al. 2020) for fitting images, here for fooling a classifier.
+    grow_activations: list[str] | None = field(default=None, metadata={"check": (
+        lambda v: len(v) > 0 and len(set(v)) == len(v) and all(a in ACTIVATIONS for a in v),
+        "a list of distinct names from " + ", ".join(ACTIVATIONS) + ", or null")})
 
 
 class GradientAscent(SearchAlgorithm):
@@ -147,7 +160,8 @@ class GradientAscent(SearchAlgorithm):
         starts = self._plain_starts()
         if self.params.grow:
             starts = self.genome_type.grown(starts, self.params.grow, self.rng,
-                                            self.params.grow_layers)
+                                            self.params.grow_layers,
+                                            self.params.grow_activations)
         return starts
 
     def _plain_starts(self) -> np.ndarray:
@@ -180,23 +194,34 @@ class GradientAscent(SearchAlgorithm):
             dataclasses.asdict(run.genome_type.params)
         differ = [f"{key}: {theirs[key]!r} there, {ours[key]!r} here" for key in ours
                   if ours[key] != theirs.get(key)]
+        shape_differs = False
         if tuple(run.genome_type.size) != tuple(self.genome_type.size):
             differ.append(f"size {tuple(run.genome_type.size)} there, "
                           f"{tuple(self.genome_type.size)} here")
+            shape_differs = True
         if run.genome_type.channels != self.genome_type.channels:
             differ.append(f"{run.genome_type.channels} channel(s) there, "
                           f"{self.genome_type.channels} here")
-        if differ:
-            raise EvofoolError(f"{where}: its genome draws differently ({'; '.join(differ[:4])})"
-                               "; give this run the same genome keys")
+            shape_differs = True
         cell_of = {c: i for i, c in enumerate(run.archive.class_ids)}
         missing = [c for c in self.archive.class_ids
                    if c not in cell_of or not run.archive.filled[cell_of[c]]]
-        if missing:
+        if missing and not shape_differs:
             raise EvofoolError(f"{where}: has no elite for class(es) {missing[:10]}; it must "
                                "hold one for every scored class")
-        # same type, keys, size and channels: the elites are genomes of this run as they are
-        return run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
+        elites = None if missing else run.archive.genomes[
+            [cell_of[c] for c in self.archive.class_ids]]
+        # Keys that only steer the search (mutation rates, a wider weight_limit) may differ;
+        # what must not is the image: the elites are this run's genomes only if they draw
+        # the same pixels here as there, also once this run has read and set their
+        # parameters (where a narrower weight_limit would clip them).
+        if differ and (shape_differs or not torch.equal(
+                run.genome_type.render(elites), self.genome_type.render(
+                    self.genome_type.with_parameters(
+                        elites, self.genome_type.parameters(elites))))):
+            raise EvofoolError(f"{where}: its genome draws differently ({'; '.join(differ[:4])})"
+                               "; give this run the same genome keys")
+        return elites
 
     def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,
                 own: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -249,7 +274,8 @@ class GradientAscent(SearchAlgorithm):
     # --- score: a forward and a backward pass ------------------------------------------
     def score(self, candidates: np.ndarray) -> np.ndarray:
         """Confidences of ``candidates`` (the archive's classes) and, kept for the next
-        ask, each one's gradient of its own class's probability (its log with Adam)."""
+        ask, each one's gradient of its own class's probability (with Adam, of its log or
+        log odds: ``adam_objective``)."""
         scores, gradients, top1 = [], [], []
         class_ids = torch.tensor(self.archive.class_ids)
         every = self.genome_type.parameters(candidates)
@@ -267,6 +293,12 @@ class GradientAscent(SearchAlgorithm):
                     # log p: p's gradient divided by p, the same direction; its scale does not
                     # change a thousandfold as p climbs, which Adam's slow second moment needs
                     climbed = climbed.clamp_min(1e-30).log()
+                    if self.params.adam_objective == "log_odds":
+                        rows = torch.arange(len(chunk), device=everything.device)
+                        columns = class_ids.to(everything.device)[own.to(everything.device)]
+                        others = everything.index_put((rows, columns), torch.zeros(
+                            (), dtype=everything.dtype, device=everything.device)).sum(1)
+                        climbed = climbed - others.clamp_min(1e-300).log()
                 climbed.sum().backward()
             gradients.append(parameters.grad.numpy())
             scores.append(scored.detach().cpu().numpy())

@@ -15,6 +15,8 @@ target id), so they survive a checkpoint, whose JSON may list links in another o
 """
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 import numpy as np
 import torch
@@ -113,10 +115,10 @@ def _levels(graph: nx.DiGraph) -> tuple[list[list], list[dict]]:
 def _runs(level: list, nodes: dict) -> list[tuple[str, int, int]]:
     """(activation, start, stop) of each run of nodes of one activation in a sorted level."""
     runs, start = [], 0
-    for i in range(1, len(level) + 1):
-        if i == len(level) or nodes[level[i]]["activation"] != nodes[level[start]]["activation"]:
-            runs.append((nodes[level[start]]["activation"], start, i))
-            start = i
+    for name, group in itertools.groupby(nodes[node]["activation"] for node in level):
+        stop = start + sum(1 for _ in group)
+        runs.append((name, start, stop))
+        start = stop
     return runs
 
 

@@ -192,35 +192,34 @@ class GradientAscent(SearchAlgorithm):
                                f"'{self.genome_type.name}'")
         ours, theirs = dataclasses.asdict(self.genome_type.params), \
             dataclasses.asdict(run.genome_type.params)
-        differ = [f"{key}: {theirs[key]!r} there, {ours[key]!r} here" for key in ours
-                  if ours[key] != theirs.get(key)]
-        shape_differs = False
+        shape = []
         if tuple(run.genome_type.size) != tuple(self.genome_type.size):
-            differ.append(f"size {tuple(run.genome_type.size)} there, "
-                          f"{tuple(self.genome_type.size)} here")
-            shape_differs = True
+            shape.append(f"size {tuple(run.genome_type.size)} there, "
+                         f"{tuple(self.genome_type.size)} here")
         if run.genome_type.channels != self.genome_type.channels:
-            differ.append(f"{run.genome_type.channels} channel(s) there, "
-                          f"{self.genome_type.channels} here")
-            shape_differs = True
+            shape.append(f"{run.genome_type.channels} channel(s) there, "
+                         f"{self.genome_type.channels} here")
+        differ = [f"{key}: {theirs[key]!r} there, {ours[key]!r} here" for key in ours
+                  if ours[key] != theirs.get(key)] + shape
+        draws_differently = EvofoolError(f"{where}: its genome draws differently "
+                                         f"({'; '.join(differ[:4])}); give this run the "
+                                         "same genome keys")
+        if shape:
+            raise draws_differently
         cell_of = {c: i for i, c in enumerate(run.archive.class_ids)}
         missing = [c for c in self.archive.class_ids
                    if c not in cell_of or not run.archive.filled[cell_of[c]]]
-        if missing and not shape_differs:
+        if missing:
             raise EvofoolError(f"{where}: has no elite for class(es) {missing[:10]}; it must "
                                "hold one for every scored class")
-        elites = None if missing else run.archive.genomes[
-            [cell_of[c] for c in self.archive.class_ids]]
+        elites = run.archive.genomes[[cell_of[c] for c in self.archive.class_ids]]
         # Keys that only steer the search (mutation rates, a wider weight_limit) may differ;
         # what must not is the image: the elites are this run's genomes only if they draw
         # the same pixels here as there, also once this run has read and set their
         # parameters (where a narrower weight_limit would clip them).
-        if differ and (shape_differs or not torch.equal(
-                run.genome_type.render(elites), self.genome_type.render(
-                    self.genome_type.with_parameters(
-                        elites, self.genome_type.parameters(elites))))):
-            raise EvofoolError(f"{where}: its genome draws differently ({'; '.join(differ[:4])})"
-                               "; give this run the same genome keys")
+        if differ and not torch.equal(run.genome_type.render(elites), self.genome_type.render(
+                self.genome_type.with_parameters(elites, self.genome_type.parameters(elites)))):
+            raise draws_differently
         return elites
 
     def _ascend(self, genomes: np.ndarray, gradients: np.ndarray,

@@ -442,11 +442,13 @@ class CppnGenome(GenomeType):
 
     def render_parameters(self, population: np.ndarray, parameters: torch.Tensor) -> torch.Tensor:
         """The exact render of ``population`` (whose weights are ``parameters``), with the
-        gradient of the differentiable drawing passed straight through."""
+        gradient of the differentiable drawing passed straight through; both on
+        ``self.device`` (``runtime.render_device``)."""
         from evofool.genomes.cppn_gradient import draw, hls8_to_rgb, hsv_to_rgb
         height, width = self.size
-        inputs = coordinate_inputs(height, width, self.params.coordinates, self.reference)
-        raw = torch.stack([draw(graph, row, inputs, self.channels)
+        inputs = coordinate_inputs(height, width, self.params.coordinates,
+                                   self.reference).to(self.device)
+        raw = torch.stack([draw(graph, row.to(self.device), inputs, self.channels)
                            for graph, row in zip(population, parameters)])
         images = raw.abs().clamp(max=1.0)
         if self.channels == 3:

@@ -66,7 +66,7 @@ def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
     matrix products of a weight matrix per earlier level and that level's values, so a
     grown layer of N nodes fed by M costs one product, not N x M multiply-adds, and
     autograd keeps one plane per node, not one per link."""
-    levels, blocks = _levels(graph)
+    levels, blocks = _levels(graph, weights.device)
     values = [inputs]  # per level: its nodes' planes, in the level's row order
     for level, (nodes, sources) in enumerate(zip(levels[1:], blocks[1:]), start=1):
         total = None
@@ -86,7 +86,7 @@ def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
                         for out in (f"out{c}" for c in range(channels))])
 
 
-def _levels(graph: nx.DiGraph) -> tuple[list[list], list[dict]]:
+def _levels(graph: nx.DiGraph, device: torch.device) -> tuple[list[list], list[dict]]:
     """The nodes that reach an output, by level (level 0: the inputs), each level sorted by
     activation; and per level, for each earlier level that feeds it, index tensors of the
     links between them: (rows in this level, rows in that one, link numbers)."""
@@ -107,7 +107,7 @@ def _levels(graph: nx.DiGraph) -> tuple[list[list], list[dict]]:
             entry = pending[depth[target]].setdefault(depth[source], ([], [], []))
             for part, value in zip(entry, (row[target], row[source], number)):
                 part.append(value)
-    blocks = [{source: tuple(torch.tensor(part) for part in entry)
+    blocks = [{source: tuple(torch.tensor(part, device=device) for part in entry)
                for source, entry in sorted(block.items())} for block in pending]
     return levels, blocks
 

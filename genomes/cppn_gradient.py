@@ -66,30 +66,31 @@ def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
     matrix products of a weight matrix per earlier level and that level's values, so a
     grown layer of N nodes fed by M costs one product, not N x M multiply-adds, and
     autograd keeps one plane per node, not one per link."""
-    levels, blocks = _levels(graph, weights.device)
+    levels, outputs = _levels(graph, weights.device)
     values = [inputs]  # per level: its nodes' planes, in the level's row order
-    for level, (nodes, sources) in enumerate(zip(levels[1:], blocks[1:]), start=1):
+    for size, runs, sources in levels:
         total = None
         for source_level, (rows, columns, link_index) in sources.items():
-            matrix = weights.new_zeros((len(nodes), len(values[source_level])))
+            matrix = weights.new_zeros((size, len(values[source_level])))
             matrix = matrix.index_put((rows, columns), weights[link_index])
             term = matrix @ values[source_level]
             total = term if total is None else total + term
         if total is None:  # a node without sources sums to zero
-            total = inputs.new_zeros((len(nodes), inputs.shape[1]))
+            total = inputs.new_zeros((size, inputs.shape[1]))
         values.append(torch.cat([_ACTIVATIONS[name](total[start:stop])
-                                 for name, start, stop in _runs(nodes, graph._node)]))
-    where = {node: (level, row) for level, nodes in enumerate(levels) for row, node in
-             enumerate(nodes)}
+                                 for name, start, stop in runs]))
     zero = torch.zeros_like(inputs[0])
-    return torch.stack([values[where[out][0]][where[out][1]] if out in where else zero
-                        for out in (f"out{c}" for c in range(channels))])
+    return torch.stack([values[level][row] if level is not None else zero
+                        for level, row in (outputs.get(f"out{c}", (None, None))
+                                           for c in range(channels))])
 
 
-def _levels(graph: nx.DiGraph, device: torch.device) -> tuple[list[list], list[dict]]:
-    """The nodes that reach an output, by level (level 0: the inputs), each level sorted by
-    activation; and per level, for each earlier level that feeds it, index tensors of the
-    links between them: (rows in this level, rows in that one, link numbers)."""
+def _levels(graph: nx.DiGraph, device: torch.device) -> tuple[list[tuple], dict]:
+    """The plan of :func:`draw`: per level after the inputs (level 0), its number of nodes
+    (those that reach an output, sorted by activation), its runs of one activation
+    (:func:`_runs`) and, for each earlier level that feeds it, index tensors of the links
+    between them (rows in this level, rows in that one, link numbers); and each output
+    node's (level, row)."""
     pred, nodes = graph._pred, graph._node
     depth = dict.fromkeys(INPUTS, 0)
     for node in evaluation_order(graph):
@@ -107,9 +108,12 @@ def _levels(graph: nx.DiGraph, device: torch.device) -> tuple[list[list], list[d
             entry = pending[depth[target]].setdefault(depth[source], ([], [], []))
             for part, value in zip(entry, (row[target], row[source], number)):
                 part.append(value)
-    blocks = [{source: tuple(torch.tensor(part, device=device) for part in entry)
-               for source, entry in sorted(block.items())} for block in pending]
-    return levels, blocks
+    plan = [(len(level), _runs(level, nodes),
+             {source: tuple(torch.tensor(part, device=device) for part in entry)
+              for source, entry in sorted(block.items())})
+            for level, block in zip(levels[1:], pending[1:])]
+    return plan, {node: (depth[node], row[node]) for node in depth
+                  if nodes[node]["kind"] == "output"}
 
 
 def _runs(level: list, nodes: dict) -> list[tuple[str, int, int]]:

@@ -8,7 +8,11 @@ the classifier's own forward + backward passes.
      confidence; plus the run's wall and process CPU time;
   2. times the classifier alone doing the same work: ``Target.probabilities`` and a backward
      pass on batches of the same images, as many images as the run pushed through, and
-     prints loop / classifier (wall and CPU time; the engine's target is >= 0.8).
+     prints loop / classifier (wall and CPU time; the engine's target is >= 0.8);
+  3. times the genome alone doing its part of that work: ``render_parameters`` (for a CPPN
+     the exact render and the differentiable drawing) and the backward pass through it, on
+     the run's final genomes, as many as the run pushed through; and prints loop /
+     (classifier + genome): the share of the run that is neither, i.e. the engine's own.
 
     python benchmarks/gradient_ascent.py [EXPERIMENT] [key=value overrides ...]
 
@@ -28,10 +32,10 @@ from evofool.config import load_experiment
 from evofool.runner import build_scoring, run_experiment
 
 
-def classifier_seconds(experiment, images: torch.Tensor, passes: int) -> tuple[float, float]:
+def classifier_seconds(experiment, target, images: torch.Tensor,
+                       passes: int) -> tuple[float, float]:
     """Wall and CPU seconds for ``passes`` images through forward + backward, in batches as
     the run makes them (``runtime.batch_size``, at most the number of classes)."""
-    _, target = build_scoring(experiment)
     batch = min(experiment.runtime.batch_size, len(images))
     own = torch.arange(batch) % len(target.class_ids)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -40,6 +44,25 @@ def classifier_seconds(experiment, images: torch.Tensor, passes: int) -> tuple[f
         x = images[:batch].clone().requires_grad_(True)
         p = target.probabilities(x)
         p[torch.arange(batch), own].sum().backward()
+        done += batch
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def genome_seconds(experiment, genome_type, genomes, passes: int) -> tuple[float, float]:
+    """Wall and CPU seconds for ``passes`` genomes through ``render_parameters`` and a
+    backward pass of a fixed random weighting of its pixels (the classifier's place), in
+    batches as the run makes them."""
+    batch = min(experiment.runtime.batch_size, len(genomes))
+    chunk = genomes[:batch]
+    every = torch.from_numpy(genome_type.parameters(chunk))
+    upstream = torch.rand((batch, genome_type.channels, *genome_type.size),
+                          generator=torch.Generator().manual_seed(0))
+    wall, cpu = time.perf_counter(), time.process_time()
+    done = 0
+    while done < passes:
+        parameters = every.clone().requires_grad_(True)
+        images = genome_type.render_parameters(chunk, parameters)
+        (images * upstream.to(images.device)).sum().backward()
         done += batch
     return time.perf_counter() - wall, time.process_time() - cpu
 
@@ -60,7 +83,8 @@ def main() -> None:
         log = [json.loads(line) for line in (result.run_dir / "log.jsonl").read_text().splitlines()]
         from evofool.run_data import read_run
         run = read_run(result.run_dir)
-        images = run.genome_type.render(run.archive.genomes)
+        genomes = run.archive.genomes
+        images = run.genome_type.render(genomes)
     print(f"experiment {experiment.name}, model {experiment.model.spec}, "
           f"{torch.get_num_threads()} torch threads, load average before "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, after "
@@ -79,10 +103,16 @@ def main() -> None:
           f"/{summary['classes']}; steps {result.generations + 1}, evaluations "
           f"{result.evaluations:,}; wall {wall:.1f} s, process CPU {cpu:.1f} s")
     passes = log[-1]["forward_passes"]
-    model_wall, model_cpu = classifier_seconds(experiment, images, passes)
+    genome_type, target = build_scoring(experiment)  # placed as the run's
+    model_wall, model_cpu = classifier_seconds(experiment, target, images, passes)
     print(f"classifier alone, {passes} images forward + backward: wall {model_wall:.1f} s, "
           f"CPU {model_cpu:.1f} s; loop / classifier: {model_wall / wall:.2f} (wall), "
           f"{model_cpu / cpu:.2f} (CPU)")
+    own_wall, own_cpu = genome_seconds(experiment, genome_type, genomes, passes)
+    print(f"genome alone ({genome_type.name}: render_parameters + its backward), {passes} "
+          f"genomes: wall {own_wall:.1f} s, CPU {own_cpu:.1f} s; loop / (classifier + "
+          f"genome): {(model_wall + own_wall) / wall:.2f} (wall), "
+          f"{(model_cpu + own_cpu) / cpu:.2f} (CPU)")
 
 
 if __name__ == "__main__":

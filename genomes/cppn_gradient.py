@@ -12,16 +12,21 @@ score is the saved PNG's.
 
 The parameters of a graph are its link weights in a fixed order (links sorted by source and
 target id), so they survive a checkpoint, whose JSON may list links in another order.
+
+Ascent redraws the same topologies with new weights at every step, so each topology's link
+order and drawing plan are computed once and kept (:class:`_Shapes`): for grown graphs of
+~4,600 links they cost more than the drawing's forward pass.
 """
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 
 import networkx as nx
 import numpy as np
 import torch
 
-from evofool.genomes.cppn_graph import INPUTS, evaluation_order
+from evofool.genomes.cppn_graph import INPUTS, copy_graphs, evaluation_order
 
 # activation name -> f(p), as the compiled programs compute it
 _ACTIVATIONS = {
@@ -39,7 +44,9 @@ def links(graph: nx.DiGraph) -> list[tuple]:
 
 def link_weights(population: np.ndarray) -> np.ndarray:
     """(N, most links) float32: each graph's weights in parameter order, zero-padded."""
-    rows = [[graph.edges[edge]["weight"] for edge in links(graph)] for graph in population]
+    rows = [np.array([data["weight"] for targets in graph._succ.values()
+                      for data in targets.values()], dtype=np.float32)[_shape(graph).order]
+            for graph in population]
     weights = np.zeros((len(rows), max((len(r) for r in rows), default=0)), dtype=np.float32)
     for i, row in enumerate(rows):
         weights[i, :len(row)] = row
@@ -48,13 +55,14 @@ def link_weights(population: np.ndarray) -> np.ndarray:
 
 def with_link_weights(population: np.ndarray, weights: np.ndarray, limit: float) -> list:
     """Copies of the graphs with ``weights`` (clipped to [-limit, limit]) on their links."""
-    graphs = []
-    for graph, row in zip(population, weights):
-        graph = graph.copy()
-        for edge, weight in zip(links(graph), np.clip(row, -limit, limit).tolist()):
-            graph.edges[edge]["weight"] = weight
-        graphs.append(graph)
-    return graphs
+    orders = [_shape(graph).order for graph in population]
+    copies, edge_data, _ = copy_graphs(population)  # edge dicts graph by graph, link order
+    start = 0
+    for order, row in zip(orders, np.clip(weights, -limit, limit).tolist()):
+        for position, weight in zip((start + order).tolist(), row):
+            edge_data[position]["weight"] = weight
+        start += len(order)
+    return copies
 
 
 def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
@@ -66,7 +74,7 @@ def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
     matrix products of a weight matrix per earlier level and that level's values, so a
     grown layer of N nodes fed by M costs one product, not N x M multiply-adds, and
     autograd keeps one plane per node, not one per link."""
-    levels, outputs = _levels(graph, weights.device)
+    levels, outputs = _shape(graph).plan(graph, weights.device)
     values = [inputs]  # per level: its nodes' planes, in the level's row order
     for size, runs, sources in levels:
         total = None
@@ -83,6 +91,53 @@ def draw(graph: nx.DiGraph, weights: torch.Tensor, inputs: torch.Tensor,
     return torch.stack([values[level][row] if level is not None else zero
                         for level, row in (outputs.get(f"out{c}", (None, None))
                                            for c in range(channels))])
+
+
+class _Shape:
+    """What a topology fixes: ``order``, the positions (in the graph's own link order) of its
+    links in parameter order; and, per device, :func:`_levels`'s plan of its drawing."""
+
+    def __init__(self, graph: nx.DiGraph) -> None:
+        position = {(source, target): i for i, (source, target) in enumerate(graph.edges)}
+        self.order = np.array([position[edge] for edge in links(graph)], dtype=np.int64)
+        self.plans: dict[str, tuple] = {}
+
+    def plan(self, graph: nx.DiGraph, device: torch.device) -> tuple:
+        plan = self.plans.get(str(device))
+        if plan is None:
+            plan = self.plans[str(device)] = _levels(graph, device)
+        return plan
+
+
+class _Shapes:
+    """The last few hundred topologies' :class:`_Shape`. A topology is the nodes (in order,
+    with kind and activation) and the links in the graph's own order, which copies keep;
+    what it fixes depends on nothing else, so a hit is exact."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.shapes: OrderedDict[tuple, _Shape] = OrderedDict()
+
+    def get(self, graph: nx.DiGraph) -> _Shape:
+        key = (tuple((node, data["kind"], data.get("activation"))
+                     for node, data in graph._node.items()),
+               tuple((source, tuple(targets)) for source, targets in graph._succ.items()))
+        shape = self.shapes.get(key)
+        if shape is None:
+            shape = self.shapes[key] = _Shape(graph)
+            if len(self.shapes) > self.size:
+                self.shapes.popitem(last=False)
+        else:
+            self.shapes.move_to_end(key)
+        return shape
+
+
+_SHAPES = _Shapes(size=256)
+
+
+def _shape(graph: nx.DiGraph) -> _Shape:
+    """``graph``'s link order and drawing plans (kept for its topology)."""
+    return _SHAPES.get(graph)
 
 
 def _levels(graph: nx.DiGraph, device: torch.device) -> tuple[list[tuple], dict]:

@@ -101,7 +101,7 @@ def copy_graph(graph: nx.DiGraph) -> nx.DiGraph:
     """``graph.copy()`` four times faster: the same nodes, edges and order (predecessor
     dicts included), fresh node and edge attribute dicts (shallow copies, as ``copy()``
     makes) and a shallow copy of the graph attributes."""
-    return _copy_graphs([graph])[0][0]
+    return copy_graphs([graph])[0][0]
 
 
 #: The attributes of a new DiGraph: while they are these, a copy of a plain DiGraph is made
@@ -110,7 +110,7 @@ _PLAIN_DIGRAPH = set(nx.DiGraph().__dict__) == {"graph", "_node", "_adj", "_succ
                                                  "__networkx_cache__"}
 
 
-def _copy_graphs(graphs) -> tuple[list[nx.DiGraph], list[dict], list[dict]]:
+def copy_graphs(graphs) -> tuple[list[nx.DiGraph], list[dict], list[dict]]:
     """Copies as :func:`copy_graph` makes them; with, in order, the copies' edge attribute
     dicts (graph by graph, ``graph.edges`` order) and their non-input nodes' attribute dicts,
     collected on the way for the mutations. Fills each copy's dicts directly (networkx keeps
@@ -172,7 +172,7 @@ def mutate_graphs(graphs, params: "CppnParams", rng: np.random.Generator) -> lis
     resamplings, then a row of uniforms per child for the structural operators), so a
     child's draws depend on its position in the population. Deterministic under ``rng``.
     """
-    children, edge_data, node_data = _copy_graphs(graphs)
+    children, edge_data, node_data = copy_graphs(graphs)
     if not children:
         return children
     _mutate_weights(edge_data, params, rng)
@@ -196,7 +196,7 @@ def mutate_graphs(graphs, params: "CppnParams", rng: np.random.Generator) -> lis
     return children
 
 
-# Structural edits of a child made by _copy_graphs, on its dicts as networkx's add_edge,
+# Structural edits of a child made by copy_graphs, on its dicts as networkx's add_edge,
 # remove_edge and add_node make them (same dict orders; a fresh copy has no cached views).
 
 def _pick_edge(graph: nx.DiGraph, u: float) -> tuple | None:

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from evofool.genomes.cppn import CppnGenome, CppnParams, coordinate_inputs
-from evofool.genomes.cppn_gradient import draw, hsv_to_rgb, link_weights
+from evofool.genomes.cppn_gradient import draw, hsv_to_rgb, link_weights, links
 
 
 def evolved_and_grown(size: int, grow: int, layers: int, seed: int = 0):
@@ -37,3 +37,47 @@ def test_the_drawing_s_gradient_is_its_derivative():
         weights = torch.from_numpy(row[:graph.number_of_edges()]).double().requires_grad_(True)
         assert torch.autograd.gradcheck(lambda w: draw(graph, w, inputs, 3), (weights,),
                                          fast_mode=True)
+
+
+def test_a_graph_edited_after_it_was_drawn_is_drawn_as_it_is_now():
+    """Plans are kept per topology: a link added or an activation changed in a copy of a
+    graph that was drawn before must give the copy's own drawing, not the kept one."""
+    genome, population = evolved_and_grown(size=16, grow=4, layers=1, seed=2)
+    inputs = coordinate_inputs(16, 16, "picbreeder", (16, 16))
+
+    def drawn(graphs):
+        raw = torch.stack([draw(graph, torch.from_numpy(row), inputs, 3)
+                           for graph, row in zip(graphs, link_weights(graphs))])
+        return hsv_to_rgb(raw.abs().clamp(max=1.0)).clamp(0.0, 1.0).view(-1, 3, 16, 16)
+
+    first = population[0]
+    assert torch.allclose(drawn([first]), genome.render([first]), atol=1e-5)
+    linked, switched = first.copy(), first.copy()
+    hidden = [node for node, data in first.nodes(data=True) if data["kind"] == "hidden"]
+    source, output = next((source, output) for output in ("out0", "out1", "out2")
+                          for source in ("x", "y", "d", "bias", *hidden)
+                          if not first.has_edge(source, output))
+    linked.add_edge(source, output, weight=2.5)  # a new link, no new node
+    switched.nodes[hidden[0]]["activation"] = next(
+        name for name in ("sine", "gaussian") if name != first.nodes[hidden[0]]["activation"])
+    edited = [linked, switched]
+    assert not torch.allclose(genome.render(edited), genome.render([first, first]), atol=1e-3)
+    assert torch.allclose(drawn(edited), genome.render(edited), atol=1e-5)
+
+
+def test_parameters_follow_links_not_the_order_they_were_added_in():
+    """A checkpoint's JSON may list links in another order than the graph was built in; the
+    same links must give the same parameter vector, and setting it must weight the same
+    links."""
+    genome, population = evolved_and_grown(size=8, grow=3, layers=1, seed=4)
+    graph = population[0]
+    rebuilt = type(graph)()
+    rebuilt.add_nodes_from(graph.nodes(data=True))
+    rebuilt.add_edges_from(reversed(list(graph.edges(data=True))))
+    assert list(rebuilt.edges) != list(graph.edges)
+    assert np.array_equal(link_weights([rebuilt]), link_weights([graph]))
+    weights = (np.arange(graph.number_of_edges(), dtype=np.float32)[None] + 1) / 10
+    expected = dict(zip(links(graph), weights[0].tolist()))
+    for built in (graph, rebuilt):
+        weighted = genome.with_parameters([built], weights)[0]
+        assert {edge: weighted.edges[edge]["weight"] for edge in expected} == expected

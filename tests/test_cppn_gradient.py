@@ -20,13 +20,17 @@ def evolved_and_grown(size: int, grow: int, layers: int, seed: int = 0):
     return genome, genome.with_parameters(grown, weights)
 
 
+def drawn(graphs, size: int) -> torch.Tensor:
+    """The graphs' differentiable drawings as RGB images (N, 3, size, size)."""
+    inputs = coordinate_inputs(size, size, "picbreeder", (size, size))
+    raw = torch.stack([draw(graph, torch.from_numpy(row), inputs, 3)
+                       for graph, row in zip(graphs, link_weights(graphs))])
+    return hsv_to_rgb(raw.abs().clamp(max=1.0)).clamp(0.0, 1.0).view(-1, 3, size, size)
+
+
 def test_the_drawing_is_the_exact_render():
     genome, population = evolved_and_grown(size=24, grow=6, layers=3)
-    inputs = coordinate_inputs(24, 24, "picbreeder", (24, 24))
-    raw = torch.stack([draw(graph, torch.from_numpy(row), inputs, 3)
-                       for graph, row in zip(population, link_weights(population))])
-    drawn = hsv_to_rgb(raw.abs().clamp(max=1.0)).clamp(0.0, 1.0).view(3, 3, 24, 24)
-    assert torch.allclose(drawn, genome.render(population), atol=1e-5)
+    assert torch.allclose(drawn(population, 24), genome.render(population), atol=1e-5)
 
 
 def test_the_drawing_s_gradient_is_its_derivative():
@@ -43,15 +47,8 @@ def test_a_graph_edited_after_it_was_drawn_is_drawn_as_it_is_now():
     """Plans are kept per topology: a link added or an activation changed in a copy of a
     graph that was drawn before must give the copy's own drawing, not the kept one."""
     genome, population = evolved_and_grown(size=16, grow=4, layers=1, seed=2)
-    inputs = coordinate_inputs(16, 16, "picbreeder", (16, 16))
-
-    def drawn(graphs):
-        raw = torch.stack([draw(graph, torch.from_numpy(row), inputs, 3)
-                           for graph, row in zip(graphs, link_weights(graphs))])
-        return hsv_to_rgb(raw.abs().clamp(max=1.0)).clamp(0.0, 1.0).view(-1, 3, 16, 16)
-
     first = population[0]
-    assert torch.allclose(drawn([first]), genome.render([first]), atol=1e-5)
+    assert torch.allclose(drawn([first], 16), genome.render([first]), atol=1e-5)
     linked, switched = first.copy(), first.copy()
     hidden = [node for node, data in first.nodes(data=True) if data["kind"] == "hidden"]
     source, output = next((source, output) for output in ("out0", "out1", "out2")
@@ -62,7 +59,7 @@ def test_a_graph_edited_after_it_was_drawn_is_drawn_as_it_is_now():
         name for name in ("sine", "gaussian") if name != first.nodes[hidden[0]]["activation"])
     edited = [linked, switched]
     assert not torch.allclose(genome.render(edited), genome.render([first, first]), atol=1e-3)
-    assert torch.allclose(drawn(edited), genome.render(edited), atol=1e-5)
+    assert torch.allclose(drawn(edited, 16), genome.render(edited), atol=1e-5)
 
 
 def test_parameters_follow_links_not_the_order_they_were_added_in():
